@@ -1,0 +1,5 @@
+import sys
+
+from compatlab.cli import main
+
+sys.exit(main())

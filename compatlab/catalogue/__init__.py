@@ -1,0 +1,6 @@
+"""The device catalogue: types, property history as data, and config-space builders."""
+
+from compatlab.catalogue.loader import builtin_catalogue
+from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType
+
+__all__ = ["Catalogue", "CompatEntry", "DeviceType", "builtin_catalogue"]

@@ -1,0 +1,136 @@
+"""The builder registry: functions that turn resolved properties into config space.
+
+A builder registers itself for a concrete type with ``@builder("e1000")``; a
+duplicate name is an error at import time. Builders read property values from
+their :class:`BuildContext`, never a version number: whatever differs between
+versions reaches them as a property value, through the catalogue's compat data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+
+from compatlab.catalogue.properties import Value
+from compatlab.errors import CatalogueError, DeviceRealizeError
+from compatlab.pci import regs
+from compatlab.pci.capabilities import pow2ceil
+from compatlab.pci.config_space import ConfigSpace, ConfigSpaceBuilder
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a builder may know: the driver, its resolved properties and its address.
+
+    ``roms`` maps firmware file names the emulator ships to their sizes in bytes.
+    """
+
+    driver: str
+    device_id: str | None
+    props: Mapping[str, Value | None]
+    slot: int
+    function: int
+    roms: Mapping[str, int]
+
+    def __getitem__(self, name: str) -> Value | None:
+        return self.props[name]
+
+    def int(self, name: str) -> int:
+        value = self.props[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise CatalogueError(f"{self.driver}.{name} is not an integer property")
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self.props[name]
+        if isinstance(value, str):
+            return value == "on"
+        return bool(value)
+
+    def refuse(self, reason: str) -> NoReturn:
+        """Refuse to realize, as the emulator's realize function would."""
+        raise DeviceRealizeError(self.driver, self.device_id, reason)
+
+    def new_config_space(
+        self,
+        *,
+        vendor_id: int,
+        device_id: int,
+        class_id: int,
+        revision: int = 0,
+        subsystem_vendor_id: int = 0,
+        subsystem_id: int = 0,
+    ) -> ConfigSpaceBuilder:
+        """A config space with the generic pci-device properties applied.
+
+        Also makes the checks QEMU's pci_qdev_realize makes for every device.
+        """
+        romsize = self.props.get("romsize")
+        if isinstance(romsize, int) and romsize != 0xFFFFFFFF and romsize & (romsize - 1) or romsize == 0:
+            self.refuse(f"ROM size {romsize} is not a power of two")
+        cs = ConfigSpaceBuilder(
+            vendor_id=vendor_id,
+            device_id=device_id,
+            class_id=class_id,
+            revision=revision,
+            subsystem_vendor_id=subsystem_vendor_id,
+            subsystem_id=subsystem_id,
+            multifunction=bool(self.props.get("multifunction")),
+        )
+        if self.props.get("command_serr_enable") is False:
+            cs.wmask[regs.COMMAND + 1] &= ~(regs.COMMAND_SERR >> 8) & 0xFF
+        return cs
+
+    def add_option_rom(self, cs: ConfigSpaceBuilder) -> None:
+        """Map the option ROM as BAR 6 (QEMU's pci_add_option_rom).
+
+        No ``romfile`` means no ROM; ``rombar=0`` loads it through fw_cfg instead
+        of a BAR. The BAR is the ROM's size rounded up to a power of two, or
+        ``romsize`` when set.
+        """
+        romfile = self.props.get("romfile")
+        if not romfile:
+            return
+        assert isinstance(romfile, str)
+        if not self.props.get("rombar"):
+            return
+        size = self.roms.get(romfile)
+        if size is None:
+            self.refuse(f'failed to find romfile "{romfile}"')
+        romsize = self.props.get("romsize")
+        if isinstance(romsize, int) and romsize != 0xFFFFFFFF:
+            if size > romsize:
+                self.refuse(f'romfile "{romfile}" ({size} bytes) is too large for ROM size {romsize}')
+            bar_size = romsize
+        else:
+            bar_size = pow2ceil(size)
+        cs.register_bar(regs.ROM_SLOT, bar_size, 0)
+
+
+Builder = Callable[[BuildContext], ConfigSpace]
+
+_BUILDERS: dict[str, Builder] = {}
+
+
+def builder(name: str) -> Callable[[Builder], Builder]:
+    """Register the config-space builder of device type ``name``."""
+
+    def register(fn: Builder) -> Builder:
+        if name in _BUILDERS:
+            raise CatalogueError(f"builder {name!r} is registered twice")
+        _BUILDERS[name] = fn
+        return fn
+
+    return register
+
+
+def get_builder(name: str) -> Builder:
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        raise CatalogueError(f"no builder is registered for {name!r}") from None
+
+
+def registered_builders() -> Mapping[str, Builder]:
+    return dict(_BUILDERS)

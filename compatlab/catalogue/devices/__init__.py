@@ -1,0 +1,1 @@
+"""Config-space builders, one module per device family; each registers itself."""

@@ -1,0 +1,132 @@
+"""Load the built-in catalogue from the package's data files, once."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import pkgutil
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from compatlab.catalogue.builders import get_builder
+from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType
+from compatlab.catalogue.properties import KINDS, PropertyDef, PropType
+from compatlab.errors import CatalogueError
+from compatlab.versions import Version
+
+_DATA = resources.files("compatlab.catalogue") / "data"
+
+
+def _prop(owner: str, name: str, spec: dict[str, Any], type_since: str) -> PropertyDef:
+    kind = spec.get("type")
+    if kind not in KINDS:
+        raise CatalogueError(f"{owner}.{name}: unknown property type {kind!r}")
+    ptype = PropType(
+        kind=kind,
+        choices=tuple(spec.get("choices", ())),
+        minimum=spec.get("min"),
+        maximum=spec.get("max"),
+    )
+    default = spec.get("default")
+    if default is not None:
+        default = ptype.parse(default)
+    return PropertyDef(
+        name=name,
+        type=ptype,
+        default=default,
+        since=str(spec.get("since", type_since)),
+        until=spec.get("until"),
+        guest_visible=bool(spec.get("guest_visible", False)),
+        doc=str(spec.get("doc", "")),
+        sweep=tuple(str(v) for v in spec.get("sweep", ())),
+        owner=owner,
+    )
+
+
+def parse_types(tables: dict[str, Any], types: dict[str, DeviceType], source: str) -> None:
+    """Add the types of one TOML document to ``types``; a duplicate is an error."""
+    for name, spec in tables.items():
+        if name in types:
+            raise CatalogueError(f"{source}: type {name!r} is defined twice")
+        since = str(spec.get("since", "1.4"))
+        props = {}
+        for pname, pspec in spec.get("properties", {}).items():
+            variants = pspec.get("variants", [pspec])
+            defs = tuple(
+                sorted(
+                    (_prop(name, pname, {**pspec, **v}, "1.4") for v in variants),
+                    key=lambda p: Version.parse(p.since),
+                )
+            )
+            props[pname] = defs
+        abstract = bool(spec.get("abstract", False))
+        types[name] = DeviceType(
+            name=name,
+            parent=spec.get("parent"),
+            abstract=abstract,
+            since=Version.parse(since),
+            until=Version.parse(spec["until"]) if "until" in spec else None,
+            properties=props,
+            builder=None if abstract else spec.get("builder", name),
+            doc=str(spec.get("doc", "")),
+            example=spec.get("example"),
+            refuse=tuple(spec.get("refuse", ())),
+        )
+
+
+def parse_compat(rows: list[dict[str, str]], source: str) -> list[CompatEntry]:
+    entries = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            entries.append(
+                CompatEntry(
+                    version=Version.parse(row["machine_version"]),
+                    driver=row["driver"],
+                    prop=row["property"],
+                    value=row["value"],
+                    array=row.get("array_name", ""),
+                )
+            )
+        except (KeyError, ValueError) as exc:
+            raise CatalogueError(f"{source}:{line}: bad compat row ({exc})") from None
+    return entries
+
+
+def load_roms() -> dict[str, int]:
+    with (_DATA / "roms.toml").open("rb") as fh:
+        return {str(k): int(v) for k, v in tomllib.load(fh)["roms"].items()}
+
+
+def _import_builders() -> None:
+    import compatlab.catalogue.devices as devices
+
+    for module in pkgutil.iter_modules(devices.__path__):
+        importlib.import_module(f"{devices.__name__}.{module.name}")
+
+
+@cache
+def builtin_catalogue() -> Catalogue:
+    """The built-in catalogue: 38 versions, every modelled device type."""
+    _import_builders()
+    types: dict[str, DeviceType] = {}
+    for entry in sorted((_DATA / "types").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            with entry.open("rb") as fh:
+                parse_types(tomllib.load(fh), types, f"types/{entry.name}")
+    compat: list[CompatEntry] = []
+    for entry in sorted((_DATA / "compat").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".csv"):
+            with entry.open(newline="") as fh:
+                compat.extend(parse_compat(list(csv.DictReader(fh)), f"compat/{entry.name}"))
+    compat.sort(key=lambda e: e.version)  # stable: file order kept within a version
+    catalogue = Catalogue(types=types, compat=tuple(compat))
+    for name in catalogue.concrete:
+        get_builder(types[name].builder or name)
+    return catalogue
+
+
+def data_path() -> Path:
+    return Path(str(_DATA))

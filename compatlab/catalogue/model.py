@@ -1,0 +1,211 @@
+"""The device catalogue: a QOM-like type hierarchy, properties and compat entries.
+
+All version knowledge is data (``data/types/*.toml`` and ``data/compat/*.csv``),
+loaded once. Compat entries follow QEMU's ``hw_compat_X_Y[]`` / ``pc_compat_X_Y[]``
+arrays: an entry ``(X.Y, driver, property, value)`` applies to every version up
+to and including X.Y, to ``driver`` and every subtype of it. QEMU applies the
+arrays of a machine type from the newest to the oldest, so for version V the
+entry from the oldest array at or above V wins, and within one array the last
+entry wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from compatlab.catalogue.properties import PropertyDef, PropertyParseError, Value
+from compatlab.errors import (
+    CatalogueError,
+    PropertyValueError,
+    UnknownDeviceError,
+    UnknownPropertyError,
+)
+from compatlab.versions import ALL_VERSIONS, Version
+
+
+@dataclass(frozen=True, slots=True)
+class CompatEntry:
+    """One row of a compat array: up to ``version``, ``driver.prop`` defaults to ``value``."""
+
+    version: Version
+    driver: str
+    prop: str
+    value: str
+    array: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceType:
+    """A type in the hierarchy. Concrete types have a builder; abstract ones only carry
+    properties for their subtypes. ``example`` is a minimal working ``-device`` string
+    (with the backends QEMU insists on); ``refuse`` lists property combinations
+    (``a=x,b=y``) that the device refuses, for capture sweeps."""
+
+    name: str
+    parent: str | None
+    abstract: bool
+    since: Version
+    until: Version | None
+    properties: Mapping[str, tuple[PropertyDef, ...]]
+    builder: str | None = None
+    doc: str = ""
+    example: str | None = None
+    refuse: tuple[str, ...] = ()
+
+    def exists_in(self, version: Version) -> bool:
+        return self.since <= version and (self.until is None or version < self.until)
+
+
+def _exists(prop: PropertyDef, version: Version) -> bool:
+    since = Version.parse(prop.since)
+    return since <= version and (prop.until is None or version < Version.parse(prop.until))
+
+
+def _variant_at(variants: tuple[PropertyDef, ...], version: Version) -> PropertyDef:
+    """The variant of a property in ``version``; before the first one, the first one
+    (its historical value is expressed in its earliest type); after the last, the last."""
+    for prop in variants:
+        if _exists(prop, version):
+            return prop
+    if version < Version.parse(variants[0].since):
+        return variants[0]
+    return variants[-1]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Device types and compat entries, with the lookups the resolver needs."""
+
+    types: Mapping[str, DeviceType]
+    compat: tuple[CompatEntry, ...]
+    versions: tuple[Version, ...] = ALL_VERSIONS
+    _cache: dict[tuple[str, Version], Mapping[str, PropertyDef]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for t in self.types.values():
+            if t.parent is not None and t.parent not in self.types:
+                raise CatalogueError(f"type {t.name!r} has unknown parent {t.parent!r}")
+        for entry in self.compat:
+            if entry.driver not in self.types:
+                raise CatalogueError(
+                    f"compat entry {entry.array or entry.version}: "
+                    f"driver {entry.driver!r} does not exist"
+                )
+            if not any(entry.prop in self._all_props(t) for t in self.subtypes(entry.driver)):
+                raise CatalogueError(
+                    f"compat entry {entry.array or entry.version}: "
+                    f"{entry.driver!r} and its subtypes have no property {entry.prop!r}"
+                )
+
+    # -- hierarchy ----------------------------------------------------------
+
+    def ancestry(self, name: str) -> tuple[str, ...]:
+        """``name`` and its ancestors, most derived first."""
+        chain: list[str] = []
+        current: str | None = name
+        while current is not None:
+            if current in chain:
+                raise CatalogueError(f"type hierarchy loops at {current!r}")
+            chain.append(current)
+            current = self.types[current].parent
+        return tuple(chain)
+
+    def is_a(self, name: str, ancestor: str) -> bool:
+        return ancestor in self.ancestry(name)
+
+    def subtypes(self, name: str) -> tuple[str, ...]:
+        return tuple(t for t in self.types if self.is_a(t, name))
+
+    @cached_property
+    def concrete(self) -> tuple[str, ...]:
+        return tuple(sorted(n for n, t in self.types.items() if not t.abstract))
+
+    def devices(self, version: Version) -> tuple[str, ...]:
+        """Concrete device types that exist in ``version``."""
+        return tuple(n for n in self.concrete if self.types[n].exists_in(version))
+
+    # -- lookups ------------------------------------------------------------
+
+    def device(self, driver: str, version: Version) -> DeviceType:
+        t = self.types.get(driver)
+        if t is None or t.abstract:
+            raise UnknownDeviceError(driver, self.concrete)
+        if not t.exists_in(version):
+            span = f"from {t.since}" + (f" until before {t.until}" if t.until else "")
+            raise UnknownDeviceError(
+                driver, detail=f" in version {version} (it exists {span})"
+            )
+        return t
+
+    def _all_props(self, name: str) -> dict[str, tuple[PropertyDef, ...]]:
+        props: dict[str, tuple[PropertyDef, ...]] = {}
+        for ancestor in reversed(self.ancestry(name)):
+            props.update(self.types[ancestor].properties)
+        return props
+
+    def properties(self, driver: str, version: Version) -> Mapping[str, PropertyDef]:
+        """Every property ``driver`` has in ``version``, inherited ones included."""
+        key = (driver, version)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = {
+                name: p
+                for name, variants in self._all_props(driver).items()
+                for p in variants
+                if _exists(p, version)
+            }
+            self._cache[key] = cached
+        return cached
+
+    def property(self, driver: str, name: str, version: Version) -> PropertyDef:
+        props = self.properties(driver, version)
+        if name in props:
+            return props[name]
+        variants = self._all_props(driver).get(name)
+        if variants is not None:
+            span = " and ".join(
+                f"from {p.since}" + (f" until before {p.until}" if p.until else "")
+                for p in variants
+            )
+            raise UnknownPropertyError(
+                driver, name, detail=f" in version {version} (it exists {span})"
+            )
+        raise UnknownPropertyError(driver, name, props)
+
+    def parse_value(self, driver: str, name: str, raw: Value, version: Version) -> Value:
+        prop = self.property(driver, name, version)
+        try:
+            return prop.type.parse(raw)
+        except PropertyParseError as exc:
+            raise PropertyValueError(driver, name, str(raw), str(exc)) from None
+
+    def default(self, driver: str, name: str, version: Version) -> Value | None:
+        """The value ``driver.name`` takes at ``version`` when nothing sets it.
+
+        This is also the property's historical value for ``version`` when the
+        property did not exist yet: compat entries describe both.
+        """
+        prop = _variant_at(self._all_props(driver)[name], version)
+        chosen: CompatEntry | None = None
+        ancestry = self.ancestry(driver)
+        for entry in self.compat:
+            if entry.prop != name or entry.driver not in ancestry or entry.version < version:
+                continue
+            if chosen is None or entry.version <= chosen.version:
+                chosen = entry
+        if chosen is None:
+            return prop.default
+        try:
+            return prop.type.parse(chosen.value)
+        except PropertyParseError as exc:
+            raise CatalogueError(
+                f"compat entry {chosen.version} {chosen.driver}.{name}={chosen.value!r}: {exc}"
+            ) from None
+
+    def compat_entries_for(self, driver: str) -> Iterable[CompatEntry]:
+        ancestry = self.ancestry(driver)
+        return (e for e in self.compat if e.driver in ancestry)

@@ -1,0 +1,275 @@
+"""The subcommands. Each returns an exit code; this module and reports print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from compatlab.errors import CompatlabError, ConfigError, ExitCode
+from compatlab.versions import ALL_VERSIONS, NEWEST, Version, known_version
+
+
+def _version(text: str | None) -> Version:
+    return NEWEST if text is None else known_version(text)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _progress(msg: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{msg}")
+        sys.stderr.flush()
+
+
+def _progress_done() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+
+
+# -- realize ------------------------------------------------------------------
+
+
+def cmd_realize(args: argparse.Namespace) -> int:
+    from compatlab.config import build_config
+    from compatlab.realize import realize
+
+    if args.hints:
+        raise ConfigError("--hints is not supported yet (compat hints arrive with issue #3)")
+    config = build_config(args.config, args.device)
+    if not config.devices:
+        raise ConfigError("no devices: give --config FILE or --device SPEC")
+    realized = realize(config, _version(args.version))
+    doc = realized_to_json(realized)
+    if args.format == "json":
+        _print_json(doc)
+    else:
+        _print_realized_text(doc)
+    return ExitCode.OK
+
+
+def realized_to_json(realized: Any) -> dict[str, Any]:
+    devices = []
+    for rd in realized.devices:
+        dev = rd.device
+        devices.append(
+            {
+                "id": dev.id,
+                "driver": dev.driver,
+                "addr": str(dev.addr),
+                "config_space": rd.space.config.hex(),
+                "wmask": rd.space.wmask.hex(),
+                "w1cmask": rd.space.w1cmask.hex(),
+                "cmask": rd.space.cmask.hex(),
+                "properties": {
+                    name: {"value": r.value, "source": str(r.source)}
+                    for name, r in sorted(dev.properties.items())
+                },
+            }
+        )
+    return {"version": str(realized.version), "devices": devices, "ignored_hints": []}
+
+
+def _hexdump(data: bytes) -> list[str]:
+    return [
+        f"  {row:02x}: " + " ".join(f"{b:02x}" for b in data[row : row + 16])
+        for row in range(0, len(data), 16)
+    ]
+
+
+def _print_realized_text(doc: dict[str, Any]) -> None:
+    print(f"version {doc['version']}")
+    for dev in doc["devices"]:
+        ident = f" id={dev['id']}" if dev["id"] else ""
+        print(f"\n{dev['addr']} {dev['driver']}{ident}")
+        for line in _hexdump(bytes.fromhex(dev["config_space"])):
+            print(line)
+        explicit = {n: p for n, p in dev["properties"].items() if p["source"] != "default"}
+        if explicit:
+            print("  properties not at their default:")
+            for name, p in explicit.items():
+                print(f"    {name} = {p['value']} ({p['source']})")
+
+
+# -- versions / devices -------------------------------------------------------------
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    names = [str(v) for v in ALL_VERSIONS]
+    if args.format == "json":
+        _print_json({"versions": names, "newest": str(NEWEST)})
+    else:
+        print("\n".join(names))
+    return ExitCode.OK
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from compatlab.catalogue import builtin_catalogue
+
+    cat = builtin_catalogue()
+    version = _version(args.version)
+    if args.driver:
+        cat.device(args.driver, version)
+        props = cat.properties(args.driver, version)
+        rows = [
+            {
+                "name": p.name,
+                "type": p.type.describe(),
+                "default": cat.default(args.driver, p.name, version),
+                "guest_visible": p.guest_visible,
+                "since": p.since,
+            }
+            for p in sorted(props.values(), key=lambda p: p.name)
+        ]
+        if args.format == "json":
+            _print_json({"version": str(version), "driver": args.driver, "properties": rows})
+        else:
+            for r in rows:
+                mark = "*" if r["guest_visible"] else " "
+                print(f"{mark} {r['name']:<32} {r['type']:<20} default {r['default']!r}")
+            print("\n* changes guest-visible config space")
+        return ExitCode.OK
+    names = cat.devices(version)
+    if args.format == "json":
+        _print_json({"version": str(version), "devices": list(names)})
+    else:
+        print("\n".join(names))
+    return ExitCode.OK
+
+
+# -- qemu -------------------------------------------------------------------------------
+
+
+def cmd_qemu(args: argparse.Namespace) -> int:
+    handler = {
+        "binaries": _qemu_binaries,
+        "capture": _qemu_capture,
+        "verify": _qemu_verify,
+        "discover": _qemu_discover,
+    }[args.qemu_command]
+    return handler(args)
+
+
+def _qemu_binaries(args: argparse.Namespace) -> int:
+    from compatlab.oracles.qemu import available_binaries
+
+    binaries = available_binaries()
+    if not binaries:
+        print("no QEMU binaries found (run .ci/install-qemu or set COMPATLAB_QEMU)")
+        return ExitCode.FAILED
+    for b in binaries:
+        machines = f"{b.machines[0]}..{b.machines[-1]}" if b.machines else "none"
+        print(f"{b.version}\t{b.release}\t{b.path}\tpc-i440fx {machines}")
+    return ExitCode.OK
+
+
+def _qemu_capture(args: argparse.Namespace) -> int:
+    from compatlab.catalogue import builtin_catalogue
+    from compatlab.config import build_config
+    from compatlab.oracles.capture import capture_one, capture_singles, write_records
+    from compatlab.oracles.qemu import binary_for
+    from compatlab.oracles.sweep import sweep, uniquify_links
+
+    binary = binary_for(args.binary)
+    machines = [known_version(m) for m in args.machine] or list(binary.machines)
+    for m in machines:
+        if m not in binary.machines:
+            raise ConfigError(f"{binary.describe()} has no machine type pc-i440fx-{m}")
+    cat = builtin_catalogue()
+    started = time.perf_counter()
+    total = 0
+    drivers = cat.devices(binary.version) if "all" in args.sweep else args.sweep
+    for driver in drivers:
+        items = uniquify_links(cat, list(sweep(cat, driver, binary.version, machines)), binary.version)
+        by_machine: dict[Version, list[str]] = {}
+        for item in items:
+            by_machine.setdefault(item.machine, []).append(item.device)
+        done = 0
+        for machine, devices in by_machine.items():
+            def tick(n: int, driver: str = driver) -> None:
+                nonlocal done
+                done += n
+                _progress(f"{driver}: {done}/{len(items)} configs")
+
+            total += write_records(args.output, capture_singles(binary, machine, devices, progress=tick))
+        _progress_done()
+        print(f"{driver}: {len(items)} captures", file=sys.stderr)
+    config = build_config(args.config, args.device)
+    if config.devices:
+        from compatlab.resolve import assign_addresses
+
+        addrs = assign_addresses(config)
+        strings = [
+            d.to_device_string() if d.addr else f"{d.to_device_string()},addr={a}"
+            for d, a in zip(config.devices, addrs, strict=True)
+        ]
+        for machine in machines:
+            total += write_records(args.output, [capture_one(binary, machine, strings)])
+    elapsed = time.perf_counter() - started
+    rate = total / elapsed if elapsed else 0.0
+    print(f"{total} captures written to {args.output} in {elapsed:.1f}s ({rate:.1f} configs/s)",
+          file=sys.stderr)
+    return ExitCode.OK
+
+
+def _corpus_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for text in paths:
+        p = Path(text)
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.jsonl")))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise ConfigError(f"{p}: no such corpus file or folder")
+    return files
+
+
+def _qemu_verify(args: argparse.Namespace) -> int:
+    from compatlab.oracles.capture import read_corpus
+    from compatlab.oracles.compare import check_record
+
+    files = _corpus_files(args.paths)
+    total = bad = 0
+    shown = 0
+    for f in files:
+        for rec in read_corpus(f):
+            total += 1
+            verdict = check_record(rec)
+            if not verdict.agrees:
+                bad += 1
+                if shown < args.show:
+                    shown += 1
+                    print(f"{f.name}: QEMU {rec.binary} pc-i440fx-{rec.machine}: {verdict.detail}")
+    pct = 100.0 * (total - bad) / total if total else 0.0
+    print(f"{total - bad}/{total} captures agree ({pct:.2f}%) across {len(files)} files")
+    return ExitCode.OK if bad == 0 and total else ExitCode.FAILED
+
+
+def _qemu_discover(args: argparse.Namespace) -> int:
+    from compatlab.oracles.discover import discover
+    from compatlab.oracles.qemu import available_binaries, binary_for
+
+    binaries = available_binaries()
+    if args.binary is None and not binaries:
+        raise CompatlabError("no QEMU binaries found (run .ci/install-qemu or set COMPATLAB_QEMU)")
+    binary = binary_for(args.binary) if args.binary else binaries[-1]
+    machine = known_version(args.machine) if args.machine else binary.machines[-1]
+    report = discover(binary, machine, args.driver, progress=_progress)
+    _progress_done()
+    if args.format == "json":
+        _print_json(report)
+    else:
+        print(f"{args.driver} on {binary.describe()}, pc-i440fx-{machine}")
+        for row in report["properties"]:
+            if row["changes"]:
+                print(f"  {row['name']:<32} changes config space: {', '.join(row['changes'])}")
+        quiet = [r["name"] for r in report["properties"] if not r["changes"]]
+        print(f"  no config-space effect seen: {', '.join(quiet) or 'none'}")
+    return ExitCode.OK

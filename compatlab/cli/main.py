@@ -1,0 +1,108 @@
+"""Argument parsing, dispatch and the error → exit code contract (DESIGN.md §5).
+
+Exit codes: 0 all good; 1 an invariant or gate failed; 2 bad usage or bad input
+(one line on stderr, ``compatlab: error: …``); 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from compatlab.errors import CompatlabError, ExitCode
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="JSON or TOML config file (repeatable)")
+    p.add_argument("--device", action="append", default=[], metavar="SPEC",
+                   help="a QEMU -device string, e.g. e1000,id=nic0,addr=04.0 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="compatlab",
+        description="Check that guests see the same PCI hardware across emulator versions.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("realize", help="resolve a config on a version and show its config space")
+    p.add_argument("--version", help="emulator version (default: the newest)")
+    p.add_argument("--hints", metavar="FILE", help="compat hints dumped by an older version")
+    _add_config_args(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("versions", help="list the emulator versions in the catalogue")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("devices", help="list device types and their properties")
+    p.add_argument("--version", help="emulator version (default: the newest)")
+    p.add_argument("driver", nargs="?", help="show one device's properties")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    q = sub.add_parser("qemu", help="work with real QEMU binaries (the oracle)")
+    qsub = q.add_subparsers(dest="qemu_command", required=True, parser_class=_Parser)
+
+    p = qsub.add_parser("binaries", help="list the QEMU binaries found")
+
+    p = qsub.add_parser("capture", help="record what real QEMU does into a corpus file")
+    p.add_argument("--binary", required=True, metavar="VERSION", help="QEMU release: 7.2 or 10.0")
+    p.add_argument("--machine", action="append", default=[], metavar="VERSION",
+                   help="machine type version (repeatable; default: every one the binary has)")
+    p.add_argument("--sweep", action="append", default=[], metavar="DRIVER",
+                   help="capture the standard sweep of this device (repeatable; 'all' for every device)")
+    _add_config_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="JSON-lines file to append to")
+
+    p = qsub.add_parser("verify", help="check the model against recorded captures")
+    p.add_argument("paths", nargs="*", default=["corpora/qemu"], help="corpus files or folders")
+    p.add_argument("--show", type=int, default=10, metavar="N", help="show at most N disagreements")
+
+    p = qsub.add_parser("discover", help="find which properties of a device change config space")
+    p.add_argument("driver")
+    p.add_argument("--binary", default=None, metavar="VERSION", help="QEMU release (default: newest)")
+    p.add_argument("--machine", default=None, metavar="VERSION", help="machine type (default: the binary's own)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        from compatlab.cli import commands
+
+        handler = getattr(commands, "cmd_" + args.command)
+        return int(handler(args))
+    except _UsageError as exc:
+        print(f"compatlab: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
+    except CompatlabError as exc:
+        print(f"compatlab: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
+    except KeyboardInterrupt:
+        print("compatlab: interrupted", file=sys.stderr)
+        return ExitCode.FAILED
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as exc:  # the contract: never a traceback, exit 3
+        if os.environ.get("COMPATLAB_DEBUG"):
+            raise
+        print(f"compatlab: internal error: {type(exc).__name__}: {exc} "
+              "(set COMPATLAB_DEBUG=1 for a traceback)", file=sys.stderr)
+        return ExitCode.INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

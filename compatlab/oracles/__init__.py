@@ -1,0 +1,1 @@
+"""Oracles: real emulators whose behaviour the reference model must reproduce."""

@@ -1,0 +1,152 @@
+"""Captures: what real QEMU did with a config, kept as data in ``corpora/qemu/``.
+
+One JSON object per line::
+
+    {"binary": "7.2", "release": "7.2.22", "machine": "5.0",
+     "devices": ["e1000,addr=03.0,mitigation=off"],
+     "config_space": ["86800e10…"]}            # one 512-char hex string per device
+
+or, when QEMU refused the config, ``"error": "<QEMU's message>"`` instead of
+``config_space``. Every device string carries an explicit ``addr``.
+
+Capturing packs many one-device configs into one QEMU start (one slot each) and
+falls back to one start per config when QEMU refuses the batch, so that each
+refusal is attributed to the config that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compatlab.config import FIRST_SLOT, LAST_SLOT, PciAddress, parse_device_string
+from compatlab.errors import OracleError
+from compatlab.oracles.qemu import QemuBinary, Slot, run_batch
+from compatlab.versions import Version
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRecord:
+    binary: str
+    release: str
+    machine: str
+    devices: tuple[str, ...]
+    config_space: tuple[str, ...] | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "binary": self.binary,
+            "release": self.release,
+            "machine": self.machine,
+            "devices": list(self.devices),
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        else:
+            out["config_space"] = list(self.config_space or ())
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaptureRecord:
+        """Inverse of :meth:`to_json`."""
+        spaces = data.get("config_space")
+        return cls(
+            binary=str(data["binary"]),
+            release=str(data.get("release", data["binary"])),
+            machine=str(data["machine"]),
+            devices=tuple(data["devices"]),
+            config_space=tuple(spaces) if spaces is not None else None,
+            error=data.get("error"),
+        )
+
+
+def read_corpus(path: str | Path) -> Iterator[CaptureRecord]:
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield CaptureRecord.from_json(json.loads(line))
+
+
+def write_records(path: str | Path, records: Iterable[CaptureRecord], *, append: bool = True) -> int:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with p.open("a" if append else "w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
+            n += 1
+    return n
+
+
+def _slots_of(devices: Sequence[str]) -> list[Slot]:
+    slots = []
+    for text in devices:
+        spec = parse_device_string(text)
+        if spec.addr is None:
+            raise OracleError(f"capture needs an explicit addr in {text!r}")
+        slots.append(Slot(spec.addr.slot, spec.addr.function))
+    return slots
+
+
+def _with_addr(text: str, addr: PciAddress) -> str:
+    spec = parse_device_string(text)
+    parts = [p for p in text.split(",") if not p.startswith("addr=")]
+    return ",".join([parts[0], f"addr={addr}", *parts[1:]]) if spec.addr != addr else text
+
+
+def capture_one(binary: QemuBinary, machine: Version, devices: Sequence[str]) -> CaptureRecord:
+    """Run one config (its devices all carry ``addr``) and record what QEMU did."""
+    result = run_batch(binary, machine, devices, _slots_of(devices))
+    return CaptureRecord(
+        binary=str(binary.version),
+        release=binary.release,
+        machine=str(machine),
+        devices=tuple(devices),
+        config_space=None if result.spaces is None else tuple(s.hex() for s in result.spaces),
+        error=result.error,
+    )
+
+
+def capture_singles(
+    binary: QemuBinary,
+    machine: Version,
+    devices: Sequence[str],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> list[CaptureRecord]:
+    """Capture many one-device configs, packed into as few QEMU starts as possible.
+
+    Each device string is placed at its own slot (02, 03, …); its ``addr`` is
+    rewritten to that slot, and the record shows the address actually used.
+    """
+    per_batch = LAST_SLOT - FIRST_SLOT + 1
+    out: list[CaptureRecord] = []
+    for start in range(0, len(devices), per_batch):
+        chunk = [
+            _with_addr(text, PciAddress(FIRST_SLOT + i, 0))
+            for i, text in enumerate(devices[start : start + per_batch])
+        ]
+        result = run_batch(binary, machine, chunk, _slots_of(chunk))
+        if result.spaces is not None:
+            out.extend(
+                CaptureRecord(
+                    str(binary.version), binary.release, str(machine), (text,), (space.hex(),)
+                )
+                for text, space in zip(chunk, result.spaces, strict=True)
+            )
+        else:
+            out.extend(capture_one(binary, machine, [text]) for text in chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return out
+
+
+def timed(fn: Callable[[], list[CaptureRecord]]) -> tuple[list[CaptureRecord], float]:
+    t0 = time.perf_counter()
+    records = fn()
+    return records, time.perf_counter() - t0

@@ -1,0 +1,255 @@
+"""Conventional PCI configuration space with QEMU's per-byte masks.
+
+A device model builds its state with :class:`ConfigSpaceBuilder` (mutable, used
+only while realizing) and hands out a frozen :class:`ConfigSpace`. The three masks
+are QEMU's (hw/pci/pci.c):
+
+- ``wmask``: bits a guest config write may change;
+- ``w1cmask``: bits a guest clears by writing 1 (status error bits);
+- ``cmask``: bits compared when migration state is loaded.
+
+The reset state is the one a guest sees before firmware runs: BAR address bits
+and the command register are zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from compatlab.pci import regs
+
+_SIZE = regs.CONFIG_SPACE_SIZE
+
+
+def _put(buf: bytearray, offset: int, value: int, width: int) -> None:
+    buf[offset : offset + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+
+
+def _get(buf: bytes | bytearray, offset: int, width: int) -> int:
+    return int.from_bytes(buf[offset : offset + width], "little")
+
+
+class CapabilitySpaceError(Exception):
+    """No room left for a capability, or an explicit offset overlaps another one."""
+
+
+class ConfigSpaceBuilder:
+    """Mutable config space and masks, initialised as QEMU's do_pci_register_device does."""
+
+    __slots__ = ("cmask", "config", "used", "w1cmask", "wmask")
+
+    def __init__(
+        self,
+        *,
+        vendor_id: int,
+        device_id: int,
+        class_id: int,
+        revision: int = 0,
+        subsystem_vendor_id: int = 0,
+        subsystem_id: int = 0,
+        multifunction: bool = False,
+    ) -> None:
+        self.config = bytearray(_SIZE)
+        self.wmask = bytearray(_SIZE)
+        self.w1cmask = bytearray(_SIZE)
+        self.cmask = bytearray(_SIZE)
+        # Bytes taken by capabilities, in 4-byte granules (QEMU's pdev->used).
+        self.used = bytearray(_SIZE)
+
+        self.set_word(regs.VENDOR_ID, vendor_id)
+        self.set_word(regs.DEVICE_ID, device_id)
+        self.config[regs.REVISION_ID] = revision
+        self.set_word(regs.CLASS_DEVICE, class_id)
+        if subsystem_vendor_id or subsystem_id:
+            self.set_word(regs.SUBSYSTEM_VENDOR_ID, subsystem_vendor_id)
+            self.set_word(regs.SUBSYSTEM_ID, subsystem_id)
+        else:
+            # QEMU's pci_set_default_subsystem_id: Red Hat / QEMU.
+            self.set_word(regs.SUBSYSTEM_VENDOR_ID, 0x1AF4)
+            self.set_word(regs.SUBSYSTEM_ID, 0x1100)
+
+        # pci_init_cmask
+        _put(self.cmask, regs.VENDOR_ID, 0xFFFF, 2)
+        _put(self.cmask, regs.DEVICE_ID, 0xFFFF, 2)
+        self.cmask[regs.STATUS] = regs.STATUS_CAP_LIST
+        self.cmask[regs.REVISION_ID] = 0xFF
+        self.cmask[regs.CLASS_PROG] = 0xFF
+        _put(self.cmask, regs.CLASS_DEVICE, 0xFFFF, 2)
+        self.cmask[regs.HEADER_TYPE] = 0xFF
+        self.cmask[regs.CAPABILITY_LIST] = 0xFF
+
+        # pci_init_wmask: everything past the header is writable until a
+        # capability claims it.
+        self.wmask[regs.CACHE_LINE_SIZE] = 0xFF
+        self.wmask[regs.INTERRUPT_LINE] = 0xFF
+        _put(
+            self.wmask,
+            regs.COMMAND,
+            regs.COMMAND_IO
+            | regs.COMMAND_MEMORY
+            | regs.COMMAND_MASTER
+            | regs.COMMAND_INTX_DISABLE
+            | regs.COMMAND_SERR,
+            2,
+        )
+        self.wmask[regs.HEADER_SIZE :] = b"\xff" * (_SIZE - regs.HEADER_SIZE)
+
+        # pci_init_w1cmask
+        _put(
+            self.w1cmask,
+            regs.STATUS,
+            regs.STATUS_PARITY
+            | regs.STATUS_SIG_TARGET_ABORT
+            | regs.STATUS_REC_TARGET_ABORT
+            | regs.STATUS_REC_MASTER_ABORT
+            | regs.STATUS_SIG_SYSTEM_ERROR
+            | regs.STATUS_DETECTED_PARITY,
+            2,
+        )
+
+        if multifunction:
+            self.config[regs.HEADER_TYPE] |= regs.HEADER_TYPE_MULTI_FUNCTION
+
+    # -- plain accessors -------------------------------------------------
+
+    def set_byte(self, offset: int, value: int) -> None:
+        self.config[offset] = value & 0xFF
+
+    def set_word(self, offset: int, value: int) -> None:
+        _put(self.config, offset, value, 2)
+
+    def set_long(self, offset: int, value: int) -> None:
+        _put(self.config, offset, value, 4)
+
+    def get(self, offset: int, width: int) -> int:
+        return _get(self.config, offset, width)
+
+    def set_mask(self, mask: str, offset: int, value: int, width: int) -> None:
+        """Set ``wmask``, ``w1cmask`` or ``cmask`` bytes at ``offset``."""
+        _put(getattr(self, mask), offset, value, width)
+
+    def or_mask(self, mask: str, offset: int, value: int, width: int) -> None:
+        buf: bytearray = getattr(self, mask)
+        _put(buf, offset, _get(buf, offset, width) | value, width)
+
+    # -- BARs ---------------------------------------------------------------
+
+    def register_bar(self, region: int, size: int, bar_type: int = 0) -> None:
+        """Declare a BAR of ``size`` bytes (a power of two), as pci_register_bar does.
+
+        ``bar_type`` holds the low flag bits: I/O space, 64-bit, prefetchable
+        (PCI Local Bus 3.0 §6.2.5.1). The address bits stay 0 until firmware runs.
+        """
+        if size & (size - 1) or size == 0:
+            raise ValueError(f"BAR {region} size {size:#x} is not a power of two")
+        offset = regs.bar_offset(region)
+        wmask = ~(size - 1)
+        if region == regs.ROM_SLOT:
+            wmask |= regs.ROM_ADDRESS_ENABLE
+        self.set_long(offset, bar_type)
+        is_64 = not bar_type & regs.BASE_ADDRESS_SPACE_IO and bar_type & regs.BASE_ADDRESS_MEM_TYPE_64
+        width = 8 if is_64 else 4
+        _put(self.wmask, offset, wmask, width)
+        _put(self.cmask, offset, ~0, width)
+
+    # -- capabilities ---------------------------------------------------------
+
+    def find_space(self, size: int) -> int:
+        """First-fit search from 0x40 for ``size`` free bytes (QEMU's pci_find_space)."""
+        start = regs.HEADER_SIZE
+        for i in range(regs.HEADER_SIZE, _SIZE):
+            if self.used[i]:
+                start = i + 1
+            elif i - start + 1 == size:
+                return start
+        raise CapabilitySpaceError(f"no room for a {size}-byte capability")
+
+    def add_capability(self, cap_id: int, size: int, offset: int = 0) -> int:
+        """Link a capability at ``offset`` (0: first fit) at the head of the list.
+
+        PCI Local Bus 3.0 §6.7; QEMU's pci_add_capability prepends, so the list
+        runs newest first. The capability's bytes become read-only and checked on
+        migration load; devices open writable bits afterwards.
+        """
+        if offset == 0:
+            offset = self.find_space(size)
+        else:
+            for i in range(offset, offset + size):
+                if self.used[i]:
+                    raise CapabilitySpaceError(
+                        f"capability {cap_id:#04x} at {offset:#04x} overlaps byte {i:#04x}"
+                    )
+        self.config[offset + regs.CAP_LIST_ID] = cap_id
+        self.config[offset + regs.CAP_LIST_NEXT] = self.config[regs.CAPABILITY_LIST]
+        self.config[regs.CAPABILITY_LIST] = offset
+        self.config[regs.STATUS] |= regs.STATUS_CAP_LIST
+        granules = (size + 3) & ~3
+        self.used[offset : offset + granules] = b"\xff" * granules
+        self.wmask[offset : offset + size] = bytes(size)
+        self.cmask[offset : offset + size] = b"\xff" * size
+        return offset
+
+    def freeze(self) -> ConfigSpace:
+        return ConfigSpace(
+            bytes(self.config), bytes(self.wmask), bytes(self.w1cmask), bytes(self.cmask)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    offset: int
+    cap_id: int
+
+    @property
+    def name(self) -> str:
+        return regs.CAP_NAMES.get(self.cap_id, f"capability {self.cap_id:#04x}")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSpace:
+    """A device's 256 bytes of config space and QEMU's three masks, immutable."""
+
+    config: bytes
+    wmask: bytes
+    w1cmask: bytes
+    cmask: bytes
+
+    def __post_init__(self) -> None:
+        for name in ("config", "wmask", "w1cmask", "cmask"):
+            if len(getattr(self, name)) != _SIZE:
+                raise ValueError(f"{name} must be {_SIZE} bytes")
+
+    def read(self, offset: int, width: int = 4) -> int:
+        return _get(self.config, offset, width)
+
+    def write(self, offset: int, value: int, width: int = 4) -> ConfigSpace:
+        """A guest config write, as QEMU's pci_default_write_config applies it.
+
+        Each byte keeps its read-only bits, takes the written value on ``wmask``
+        bits, and clears the ``w1cmask`` bits written as 1.
+        """
+        if width not in (1, 2, 4) or offset % width or offset + width > _SIZE:
+            raise ValueError(f"unaligned or out-of-range config write {offset:#x}/{width}")
+        config = bytearray(self.config)
+        for i in range(width):
+            byte = (value >> (8 * i)) & 0xFF
+            addr = offset + i
+            wmask, w1c = self.wmask[addr], self.w1cmask[addr]
+            config[addr] = (config[addr] & ~wmask & 0xFF) | (byte & wmask)
+            config[addr] &= ~(byte & w1c) & 0xFF
+        return ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
+
+    def capabilities(self) -> Iterator[Capability]:
+        """Walk the capability list; stops at a loop or an out-of-bounds pointer."""
+        if not self.config[regs.STATUS] & regs.STATUS_CAP_LIST:
+            return
+        seen: set[int] = set()
+        pointer = self.config[regs.CAPABILITY_LIST] & ~3
+        while pointer and pointer not in seen and regs.HEADER_SIZE <= pointer < _SIZE - 1:
+            seen.add(pointer)
+            yield Capability(pointer, self.config[pointer])
+            pointer = self.config[pointer + regs.CAP_LIST_NEXT] & ~3
+
+    def find_capability(self, cap_id: int) -> int | None:
+        return next((c.offset for c in self.capabilities() if c.cap_id == cap_id), None)

@@ -1,0 +1,93 @@
+"""Realization: resolved devices become guest-visible config space and masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.catalogue.builders import BuildContext, get_builder
+from compatlab.catalogue.loader import load_roms
+from compatlab.config import Config
+from compatlab.errors import AddressError
+from compatlab.pci.config_space import ConfigSpace
+from compatlab.resolve import ResolvedConfig, ResolvedDevice, resolve
+from compatlab.versions import Version
+
+
+@dataclass(frozen=True, slots=True)
+class RealizedDevice:
+    device: ResolvedDevice
+    space: ConfigSpace
+
+
+@dataclass(frozen=True, slots=True)
+class Realized:
+    version: Version
+    devices: tuple[RealizedDevice, ...]
+
+
+@cache
+def _roms() -> dict[str, int]:
+    return load_roms()
+
+
+def check_functions(resolved: ResolvedConfig) -> None:
+    """QEMU's pci_init_multifunction rules, applied in config order.
+
+    A device in function > 0 needs function 0 of its slot, if present, to be
+    multifunction; a single-function device in function 0 forbids other functions.
+    """
+    placed: dict[tuple[int, int], ResolvedDevice] = {}
+    for dev in resolved.devices:
+        slot, fn = dev.addr.slot, dev.addr.function
+        multifunction = bool(dev.properties["multifunction"].value)
+        if fn:
+            f0 = placed.get((slot, 0))
+            if f0 is not None and not f0.properties["multifunction"].value:
+                raise AddressError(
+                    f"PCI: single function device can't be populated in function {slot:x}.{fn:x}"
+                )
+        elif not multifunction:
+            for other in range(1, 8):
+                if (slot, other) in placed:
+                    raise AddressError(
+                        f"PCI: {slot:x}.0 indicates single function, "
+                        f"but {slot:x}.{other:x} is already populated."
+                    )
+        placed[(slot, fn)] = dev
+
+
+def realize_device(dev: ResolvedDevice, catalogue: Catalogue | None = None) -> ConfigSpace:
+    cat = catalogue or builtin_catalogue()
+    dtype = cat.types[dev.driver]
+    ctx = BuildContext(
+        driver=dev.driver,
+        device_id=dev.id,
+        props=dev.values(),
+        slot=dev.addr.slot,
+        function=dev.addr.function,
+        roms=_roms(),
+    )
+    return get_builder(dtype.builder or dev.driver)(ctx)
+
+
+def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = None) -> Realized:
+    check_functions(resolved)
+    return Realized(
+        resolved.version,
+        tuple(RealizedDevice(d, realize_device(d, catalogue)) for d in resolved.devices),
+    )
+
+
+def realize(
+    config: Config,
+    version: Version | str,
+    *,
+    defaults_at: Version | str | None = None,
+    catalogue: Catalogue | None = None,
+) -> Realized:
+    """Resolve and realize ``config`` on ``version`` (see :func:`resolve`)."""
+    return realize_resolved(
+        resolve(config, version, defaults_at=defaults_at, catalogue=catalogue), catalogue
+    )

@@ -1,0 +1,79 @@
+"""Emulator versions: ordered release names such as ``2.12`` and ``10.0``.
+
+The built-in catalogue covers every version that has an i440fx machine type in
+QEMU 7.2 or 10.0 (DESIGN.md §1): 1.4–1.7, 2.0–2.12, 3.0–3.1, 4.0–4.2, 5.0–5.2,
+6.0–6.2, 7.0–7.2, 8.0–8.2, 9.0–9.2 and 10.0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import total_ordering
+
+from compatlab.errors import UnknownVersionError
+
+_VERSION_RE = re.compile(r"(\d{1,3})\.(\d{1,3})")
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A release name compared numerically, part by part (``2.9 < 2.12``)."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """Parse ``"MAJOR.MINOR"``; the inverse of ``str()``. Any version, known or not."""
+        match = _VERSION_RE.fullmatch(text.strip())
+        if match is None:
+            raise UnknownVersionError(text, (str(v) for v in ALL_VERSIONS))
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return (self.major, self.minor) < (other.major, other.minor)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @property
+    def machine_type(self) -> str:
+        """QEMU's versioned machine type for this version (the built-in compat hint)."""
+        return f"pc-i440fx-{self}"
+
+
+def _series() -> tuple[Version, ...]:
+    last_minor = {1: 7, 2: 12, 3: 1, 4: 2, 5: 2, 6: 2, 7: 2, 8: 2, 9: 2, 10: 0}
+    first_minor = {1: 4}
+    return tuple(
+        Version(major, minor)
+        for major, last in last_minor.items()
+        for minor in range(first_minor.get(major, 0), last + 1)
+    )
+
+
+ALL_VERSIONS: tuple[Version, ...] = _series()
+OLDEST: Version = ALL_VERSIONS[0]
+NEWEST: Version = ALL_VERSIONS[-1]
+
+
+def known_version(text: str | Version) -> Version:
+    """Parse a version and insist that the catalogue covers it."""
+    version = text if isinstance(text, Version) else Version.parse(text)
+    if version not in ALL_VERSIONS:
+        raise UnknownVersionError(str(text), (str(v) for v in ALL_VERSIONS))
+    return version
+
+
+def version_range(spec: str) -> tuple[Version, ...]:
+    """Versions selected by ``A..B`` (inclusive; either end may be omitted) or ``A,B,C``."""
+    if ".." in spec:
+        low_text, _, high_text = spec.partition("..")
+        low = known_version(low_text) if low_text else OLDEST
+        high = known_version(high_text) if high_text else NEWEST
+        return tuple(v for v in ALL_VERSIONS if low <= v <= high)
+    return tuple(sorted({known_version(part) for part in spec.split(",") if part.strip()}))
