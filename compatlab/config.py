@@ -172,7 +172,7 @@ def make_device(
 def parse_device_string(text: str) -> DeviceSpec:
     """Parse one QEMU ``-device`` option such as ``e1000,id=nic0,addr=04.0``."""
     where = f"-device {text!r}"
-    parts = _split_opts(text.strip())
+    parts = _split_opts(text)
     if not parts or not parts[0]:
         raise ConfigError(f"{where}: a device needs a driver name")
     first, rest = parts[0], parts[1:]

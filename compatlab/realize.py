@@ -58,13 +58,20 @@ def check_functions(resolved: ResolvedConfig) -> None:
         placed[(slot, fn)] = dev
 
 
-def realize_device(dev: ResolvedDevice, catalogue: Catalogue | None = None) -> ConfigSpace:
+def realize_device(
+    dev: ResolvedDevice, version: Version, catalogue: Catalogue | None = None
+) -> ConfigSpace:
+    """Build one device's config space from its resolved properties.
+
+    Properties that do not exist in ``version`` reach the builder at their
+    historical value for ``version``, so that builders need no version checks.
+    """
     cat = catalogue or builtin_catalogue()
     dtype = cat.types[dev.driver]
     ctx = BuildContext(
         driver=dev.driver,
         device_id=dev.id,
-        props=dev.values(),
+        props={**cat.all_values_at(dev.driver, version), **dev.values()},
         slot=dev.addr.slot,
         function=dev.addr.function,
         roms=_roms(),
@@ -76,7 +83,10 @@ def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = Non
     check_functions(resolved)
     return Realized(
         resolved.version,
-        tuple(RealizedDevice(d, realize_device(d, catalogue)) for d in resolved.devices),
+        tuple(
+            RealizedDevice(d, realize_device(d, resolved.version, catalogue))
+            for d in resolved.devices
+        ),
     )
 
 

@@ -84,6 +84,9 @@ class Catalogue:
     _cache: dict[tuple[str, Version], Mapping[str, PropertyDef]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _values_cache: dict[tuple[str, str, Version], Mapping[str, Value | None]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for t in self.types.values():
@@ -205,6 +208,19 @@ class Catalogue:
             raise CatalogueError(
                 f"compat entry {chosen.version} {chosen.driver}.{name}={chosen.value!r}: {exc}"
             ) from None
+
+    def all_values_at(self, driver: str, version: Version) -> Mapping[str, Value | None]:
+        """Every property ``driver`` has in any version, at its value for ``version``.
+
+        Builders see these values under the resolved ones, so a property that did
+        not exist yet still takes its historical value (the behaviour of its time).
+        """
+        key = ("\0values", driver, version)
+        cached = self._values_cache.get(key)
+        if cached is None:
+            cached = {name: self.default(driver, name, version) for name in self._all_props(driver)}
+            self._values_cache[key] = cached
+        return cached
 
     def compat_entries_for(self, driver: str) -> Iterable[CompatEntry]:
         ancestry = self.ancestry(driver)

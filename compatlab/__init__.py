@@ -1,0 +1,54 @@
+"""compatlab: does a guest still see the same PCI hardware after an emulator upgrade?
+
+Architecture — data flows one way, and a module imports only modules upstream::
+
+    errors, versions
+      → pci/          config space, masks, BARs, capabilities (no device knowledge)
+      → catalogue/    device types, property history as data, config-space builders
+      → config        -device strings and JSON/TOML files
+      → resolve       config (+ hints) → a value and its source for every property
+      → realize       resolved devices → config space and masks
+      → oracles/      real QEMU: run, capture, compare with the model
+      → cli/          the only place that prints
+
+``compatlab.pci`` depends only on the standard library; version knowledge lives
+in ``catalogue/data`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.config import Config, DeviceSpec, PciAddress, build_config, parse_device_string
+from compatlab.errors import CompatlabError, ConfigError, ExitCode
+from compatlab.pci import ConfigSpace
+from compatlab.realize import Realized, RealizedDevice, realize
+from compatlab.resolve import Resolved, ResolvedConfig, ResolvedDevice, Source, resolve
+from compatlab.versions import ALL_VERSIONS, NEWEST, OLDEST, Version
+
+__all__ = [
+    "realize",
+    "resolve",
+    "Config",
+    "DeviceSpec",
+    "PciAddress",
+    "parse_device_string",
+    "build_config",
+    "Realized",
+    "RealizedDevice",
+    "ConfigSpace",
+    "ResolvedConfig",
+    "ResolvedDevice",
+    "Resolved",
+    "Source",
+    "Version",
+    "ALL_VERSIONS",
+    "OLDEST",
+    "NEWEST",
+    "Catalogue",
+    "builtin_catalogue",
+    "CompatlabError",
+    "ConfigError",
+    "ExitCode",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,9 @@
+"""Hypothesis strategies for compatlab, all derived from the catalogue.
+
+Nothing here keeps its own list of devices or properties: what exists, and
+which values are interesting, comes from ``compatlab.catalogue``.
+"""
+
+from strategies.configs import configs, device_specs, property_values, versions
+
+__all__ = ["configs", "device_specs", "property_values", "versions"]

@@ -1,0 +1,101 @@
+"""Strategies for versions, device specs and configs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.catalogue.properties import PropertyDef
+from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, DeviceSpec, PciAddress, parse_device_string
+from compatlab.versions import ALL_VERSIONS, Version
+
+
+def versions(choices: Sequence[Version] = ALL_VERSIONS) -> st.SearchStrategy[Version]:
+    """A catalogue version; shrinks towards the newest."""
+    return st.sampled_from(list(reversed(choices)))
+
+
+def property_values(prop: PropertyDef) -> st.SearchStrategy[str]:
+    """Command-line values for one property: its catalogue sweep values (valid and
+    refused ones) and values drawn from its type. Shrinks towards the first sweep value."""
+    t = prop.type
+    options: list[st.SearchStrategy[str]] = []
+    if prop.sweep:
+        options.append(st.sampled_from(prop.sweep))
+    if t.kind == "bool":
+        options.append(st.sampled_from(["on", "off"]))
+    elif t.kind == "onoffauto":
+        options.append(st.sampled_from(["on", "off", "auto"]))
+    elif t.kind == "enum":
+        options.append(st.sampled_from(t.choices))
+    elif t.bounds is not None:
+        low, high = t.bounds
+        options.append(st.integers(low, min(high, 4096)).map(str))
+    if not options:
+        return st.nothing()
+    return st.one_of(options)
+
+
+def _example_props(cat: Catalogue, driver: str) -> list[tuple[str, str]]:
+    example = cat.types[driver].example
+    if not example:
+        return []
+    return [(k, str(v)) for k, v in parse_device_string(example).properties]
+
+
+@st.composite
+def device_specs(
+    draw: st.DrawFn,
+    version: Version,
+    *,
+    catalogue: Catalogue | None = None,
+    drivers: Sequence[str] | None = None,
+    index: int = 0,
+) -> DeviceSpec:
+    """One device that exists in ``version`` with a few guest-visible properties set.
+
+    Shrinks towards the first driver with only its example (required) properties.
+    """
+    cat = catalogue or builtin_catalogue()
+    driver = draw(st.sampled_from(list(drivers or cat.devices(version))))
+    props = cat.properties(driver, version)
+    visible = sorted(n for n, p in props.items() if p.guest_visible and n != "multifunction")
+    chosen = draw(st.lists(st.sampled_from(visible), unique=True, max_size=4)) if visible else []
+    pairs: list[tuple[str, str]] = []
+    for name, value in _example_props(cat, driver):
+        if props.get(name) is not None and props[name].type.kind == "link":
+            value = f"{value}{index}"
+        pairs.append((name, value))
+    taken = {name for name, _ in pairs}
+    for name in chosen:
+        if name not in taken:
+            pairs.append((name, draw(property_values(props[name]))))
+    return DeviceSpec(driver=driver, id=f"dev{index}", properties=tuple(pairs))
+
+
+@st.composite
+def configs(
+    draw: st.DrawFn,
+    version: Version,
+    *,
+    catalogue: Catalogue | None = None,
+    max_devices: int = 6,
+    drivers: Sequence[str] | None = None,
+) -> Config:
+    """1..max_devices devices on distinct slots (some left to automatic assignment).
+
+    Shrinks towards one device with no explicit properties at the first free slot.
+    """
+    n = draw(st.integers(1, max_devices))
+    slots = draw(
+        st.lists(st.integers(FIRST_SLOT, LAST_SLOT), min_size=n, max_size=n, unique=True)
+    )
+    devices = []
+    for i in range(n):
+        spec = draw(device_specs(version, catalogue=catalogue, drivers=drivers, index=i))
+        explicit = draw(st.booleans())
+        addr = PciAddress(slots[i]) if explicit else None
+        devices.append(DeviceSpec(spec.driver, spec.id, addr, spec.properties))
+    return Config(tuple(devices))

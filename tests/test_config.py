@@ -1,0 +1,134 @@
+"""Config parsing: -device strings, JSON and TOML files, and what is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from compatlab.config import (
+    Config,
+    DeviceSpec,
+    PciAddress,
+    load_config_file,
+    parse_config_data,
+    parse_device_string,
+)
+from compatlab.errors import AddressError, ConfigError
+
+
+def test_device_string_with_id_addr_and_properties() -> None:
+    spec = parse_device_string("virtio-net-pci,id=net0,addr=03.0,vectors=4,mac=52:54:00:12:34:56")
+    assert spec.driver == "virtio-net-pci"
+    assert spec.id == "net0"
+    assert spec.addr == PciAddress(3, 0)
+    assert spec.props == {"vectors": "4", "mac": "52:54:00:12:34:56"}
+
+
+def test_driver_may_be_named_and_bare_flags_mean_on() -> None:
+    spec = parse_device_string("id=n,driver=e1000,multifunction")
+    assert spec.driver == "e1000"
+    assert spec.props == {"multifunction": "on"}
+
+
+def test_double_comma_is_a_literal_comma() -> None:
+    assert parse_device_string("e1000,romfile=a,,b").props == {"romfile": "a,b"}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["vectors", "romfile", "x", "serial"]),
+            st.text(st.characters(codec="ascii", exclude_characters="="), max_size=8),
+        ),
+        unique_by=lambda kv: kv[0],
+        max_size=4,
+    )
+)
+@example([("romfile", ",,,")])
+def test_device_string_round_trip(pairs: list[tuple[str, str]]) -> None:
+    spec = DeviceSpec("e1000", "nic0", PciAddress(4, 1), tuple(pairs))
+    assert parse_device_string(spec.to_device_string()) == spec
+
+
+def test_addresses() -> None:
+    assert PciAddress.parse("1f.7") == PciAddress(0x1F, 7)
+    assert PciAddress.parse("0x04") == PciAddress(4, 0)
+    assert str(PciAddress(0x0A, 2)) == "0a.2"
+
+
+BAD_DEVICE_STRINGS = {
+    "empty": "",
+    "no-driver": "id=x",
+    "slot-0-host-bridge": "e1000,addr=00.0",
+    "slot-1-isa-bridge": "e1000,addr=01.0",
+    "slot-past-1f": "e1000,addr=20.0",
+    "function-8": "e1000,addr=03.8",
+    "garbage-addr": "e1000,addr=zz",
+    "duplicate-property": "e1000,mac=52:54:00:00:00:01,mac=52:54:00:00:00:02",
+    "driver-twice": "e1000,driver=rtl8139",
+    "trailing-comma": "e1000,",
+    "bad-id": "e1000,id=0abc",
+}
+
+
+@pytest.mark.parametrize("text", BAD_DEVICE_STRINGS.values(), ids=BAD_DEVICE_STRINGS.keys())
+def test_bad_device_strings_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_device_string(text)
+
+
+def test_slot_zero_explains_itself() -> None:
+    with pytest.raises(AddressError, match="host and ISA bridges"):
+        PciAddress.parse("00.0")
+
+
+def test_json_and_toml_files(tmp_path: Path) -> None:
+    data = {"devices": [{"driver": "e1000", "id": "nic0", "addr": "05.0", "properties": {"rombar": 0}}]}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    (tmp_path / "c.toml").write_text(
+        '[[devices]]\ndriver = "e1000"\nid = "nic0"\naddr = "05.0"\n[devices.properties]\nrombar = 0\n'
+    )
+    expected = Config((DeviceSpec("e1000", "nic0", PciAddress(5), (("rombar", 0),)),))
+    assert load_config_file(tmp_path / "c.json") == expected
+    assert load_config_file(tmp_path / "c.toml") == expected
+
+
+BAD_FILES = {
+    "malformed-json": ("c.json", "{"),
+    "malformed-toml": ("c.toml", "devices = ["),
+    "not-utf8": ("c.json", b"\xff\xfe"),
+    "devices-not-list": ("c.json", '{"devices": 3}'),
+    "unknown-top-key": ("c.json", '{"devices": [], "extra": 1}'),
+    "unknown-device-key": ("c.json", '{"devices": [{"driver": "e1000", "bus": "x"}]}'),
+    "float-value": ("c.json", '{"devices": [{"driver": "e1000", "properties": {"rombar": 1.5}}]}'),
+    "nested-value": ("c.json", '{"devices": [{"driver": "e1000", "properties": {"rombar": [1]}}]}'),
+    "device-not-table": ("c.json", '{"devices": [3]}'),
+    "deep-nesting": ("c.json", "[" * 100000 + "]" * 100000),
+}
+
+
+@pytest.mark.parametrize("name,content", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_bad_config_files_are_refused(tmp_path: Path, name: str, content: str | bytes) -> None:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ConfigError):
+        load_config_file(path)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config_file(tmp_path / "nope.json")
+    with pytest.raises(ConfigError, match="directory"):
+        load_config_file(tmp_path)
+
+
+def test_a_file_may_hold_device_strings() -> None:
+    config = parse_config_data({"devices": ["e1000,id=a"]}, "inline")
+    assert config.devices[0].id == "a"

@@ -1,0 +1,92 @@
+"""Live checks against real QEMU binaries (marked ``qemu``).
+
+The differential test generates random configs (every modelled device, random
+property values, 1–6 devices at random slots, a random machine type) and
+compares the model with each binary: bytes where QEMU starts, a refusal where
+QEMU refuses.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compatlab.catalogue import builtin_catalogue
+from compatlab.config import Config, parse_device_string
+from compatlab.errors import CompatlabError
+from compatlab.oracles.capture import CaptureRecord
+from compatlab.oracles.compare import check_record
+from compatlab.oracles.qemu import QemuBinary, Slot, run_batch
+from compatlab.resolve import assign_addresses
+from compatlab.versions import Version
+from strategies import configs
+from tests.conftest import require_qemu
+
+pytestmark = pytest.mark.qemu
+
+EXAMPLES = int(os.environ.get("COMPATLAB_DIFFERENTIAL_EXAMPLES", "150"))
+
+
+def test_oracle_reads_config_space(qemu: QemuBinary) -> None:
+    result = run_batch(qemu, qemu.machines[-1], ["pvpanic-pci,addr=04.0"], [Slot(4)])
+    assert result.spaces is not None, result.error
+    space = result.spaces[0]
+    assert len(space) == 256
+    assert space[:4] == bytes.fromhex("361b1100")  # Red Hat pvpanic-pci
+
+
+def test_oracle_reports_refusals(qemu: QemuBinary) -> None:
+    result = run_batch(qemu, qemu.machines[-1], ["pvpanic-pci,addr=04.0,bogus=1"], [Slot(4)])
+    assert result.refused
+    assert "bogus" in (result.error or "")
+
+
+def test_oracle_binaries_offer_the_expected_machine_types(qemu: QemuBinary) -> None:
+    expected_oldest = {Version(7, 2): Version(1, 4), Version(10, 0): Version(2, 4)}
+    assert qemu.machines[0] == expected_oldest[qemu.version]
+    assert qemu.machines[-1] == qemu.version
+
+
+def _run_config(binary: QemuBinary, machine: Version, config: Config) -> CaptureRecord:
+    strings = config.device_strings()
+    try:
+        slots = [Slot(a.slot, a.function) for a in assign_addresses(config)]
+    except CompatlabError:
+        slots = []
+    result = run_batch(binary, machine, strings, slots)
+    return CaptureRecord(
+        str(binary.version), binary.release, str(machine), tuple(strings),
+        None if result.spaces is None else tuple(s.hex() for s in result.spaces),
+        result.error,
+    )
+
+
+@pytest.mark.parametrize("release", ["7.2", "10.0"])
+def test_model_matches_live_qemu_on_random_configs(release: str) -> None:
+    binary = require_qemu(release)
+    cat = builtin_catalogue()
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        machine = data.draw(st.sampled_from(binary.machines), label="machine")
+        config = data.draw(configs(binary.version, catalogue=cat), label="config")
+        record = _run_config(binary, machine, config)
+        verdict = check_record(record, cat)
+        assert verdict.agrees, f"{config.device_strings()} on pc-i440fx-{machine}: {verdict.detail}"
+
+    check()
+
+
+def test_device_strings_parse_back() -> None:
+    # The differential test sends config.device_strings() to QEMU; they must mean the same config.
+    config = Config((parse_device_string("pvpanic-pci,id=a,addr=03.0,romsize=4096"),))
+    assert Config(tuple(parse_device_string(s) for s in config.device_strings())) == config
