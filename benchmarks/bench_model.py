@@ -66,12 +66,14 @@ def bench_capture() -> dict[str, float]:
     cat = builtin_catalogue()
     out: dict[str, float] = {}
     for binary in available_binaries():
+        devices = [cat.types[d].example or d for d in cat.devices(binary.version)] * 4
         devices = [
-            cat.types[d].example or d for d in cat.devices(binary.version)
-        ] * 4
-        devices = [
-            ",".join(p if "=" not in p or p.split("=")[0] not in ("drive", "netdev", "chardev")
-                     else f"{p}{i}" for p in s.split(","))
+            ",".join(
+                p
+                if "=" not in p or p.split("=")[0] not in ("drive", "netdev", "chardev")
+                else f"{p}{i}"
+                for p in s.split(",")
+            )
             for i, s in enumerate(devices)
         ]
         start = time.perf_counter()

@@ -44,7 +44,9 @@ class PciAddress:
         """Parse ``SLOT[.FN]`` in hex; the inverse of ``str()``."""
         match = _ADDR_RE.fullmatch(str(text).strip())
         if match is None:
-            raise AddressError(f"malformed PCI address {text!r}; expected SLOT[.FN] in hex, e.g. 03.0")
+            raise AddressError(
+                f"malformed PCI address {text!r}; expected SLOT[.FN] in hex, e.g. 03.0"
+            )
         slot = int(match.group(1), 16)
         function = int(match.group(2) or "0")
         if not FIRST_SLOT <= slot <= LAST_SLOT:
@@ -241,7 +243,9 @@ def load_config_file(path: str | Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: config is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise ConfigError(
+            f"{p}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: malformed TOML: {exc}") from None
     except RecursionError:

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from compatlab.catalogue import Catalogue, builtin_catalogue
 from compatlab.catalogue.properties import PropertyDef
-from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, DeviceSpec, PciAddress, parse_device_string
+from compatlab.config import (
+    FIRST_SLOT,
+    LAST_SLOT,
+    Config,
+    DeviceSpec,
+    PciAddress,
+    parse_device_string,
+)
 from compatlab.versions import ALL_VERSIONS, Version
 
 
@@ -89,9 +96,7 @@ def configs(
     Shrinks towards one device with no explicit properties at the first free slot.
     """
     n = draw(st.integers(1, max_devices))
-    slots = draw(
-        st.lists(st.integers(FIRST_SLOT, LAST_SLOT), min_size=n, max_size=n, unique=True)
-    )
+    slots = draw(st.lists(st.integers(FIRST_SLOT, LAST_SLOT), min_size=n, max_size=n, unique=True))
     devices = []
     for i in range(n):
         spec = draw(device_specs(version, catalogue=catalogue, drivers=drivers, index=i))

@@ -10,7 +10,12 @@ from compatlab.catalogue import Catalogue, CompatEntry, builtin_catalogue
 from compatlab.catalogue.builders import registered_builders
 from compatlab.catalogue.loader import parse_types
 from compatlab.catalogue.model import DeviceType
-from compatlab.errors import CatalogueError, PropertyValueError, UnknownDeviceError, UnknownPropertyError
+from compatlab.errors import (
+    CatalogueError,
+    PropertyValueError,
+    UnknownDeviceError,
+    UnknownPropertyError,
+)
 from compatlab.versions import ALL_VERSIONS, Version
 
 V = Version.parse
@@ -86,7 +91,7 @@ def test_property_existence_follows_since_and_until() -> None:
     cat = _catalogue()
     assert "newprop" not in cat.properties("net", V("4.2"))
     assert "newprop" in cat.properties("net", V("5.0"))
-    with pytest.raises(UnknownPropertyError, match="in version 4.2 .*from 5.0"):
+    with pytest.raises(UnknownPropertyError, match=r"in version 4.2 .*from 5.0"):
         cat.property("net", "newprop", V("4.2"))
 
 
@@ -104,7 +109,7 @@ def test_a_property_may_change_type() -> None:
 def test_devices_exist_from_their_version() -> None:
     cat = _catalogue()
     assert "net" not in cat.devices(V("1.7"))
-    with pytest.raises(UnknownDeviceError, match="exists from 2.0"):
+    with pytest.raises(UnknownDeviceError, match=r"exists from 2.0"):
         cat.device("net", V("1.7"))
     with pytest.raises(UnknownDeviceError):
         cat.device("virtio-pci", V("5.0"))  # abstract
@@ -130,9 +135,23 @@ def test_compat_entries_must_name_real_drivers_and_properties() -> None:
 # -- the built-in catalogue ------------------------------------------------------------
 
 REQUIRED_DEVICES = {
-    "virtio-net-pci", "virtio-blk-pci", "virtio-scsi-pci", "virtio-balloon-pci",
-    "virtio-rng-pci", "virtio-serial-pci", "e1000", "e1000e", "rtl8139", "vmxnet3", "nvme",
-    "qemu-xhci", "ich9-ahci", "intel-hda", "megasas", "pvpanic-pci", "usb-ehci",
+    "virtio-net-pci",
+    "virtio-blk-pci",
+    "virtio-scsi-pci",
+    "virtio-balloon-pci",
+    "virtio-rng-pci",
+    "virtio-serial-pci",
+    "e1000",
+    "e1000e",
+    "rtl8139",
+    "vmxnet3",
+    "nvme",
+    "qemu-xhci",
+    "ich9-ahci",
+    "intel-hda",
+    "megasas",
+    "pvpanic-pci",
+    "usb-ehci",
 }
 
 
@@ -146,7 +165,9 @@ def test_every_builtin_compat_value_parses_at_its_version() -> None:
     cat = builtin_catalogue()
     for entry in cat.compat:
         for driver in cat.subtypes(entry.driver):
-            if not cat.types[driver].abstract and entry.prop in cat.properties(driver, entry.version):
+            if not cat.types[driver].abstract and entry.prop in cat.properties(
+                driver, entry.version
+            ):
                 cat.default(driver, entry.prop, entry.version)
 
 

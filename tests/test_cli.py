@@ -79,7 +79,9 @@ def test_versions_and_devices(capsys: pytest.CaptureFixture[str]) -> None:
     assert "multifunction" in capsys.readouterr().out
 
 
-def test_internal_errors_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_internal_errors_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from compatlab.cli import commands
 
     def boom(args: object) -> int:

@@ -87,7 +87,9 @@ def test_slot_zero_explains_itself() -> None:
 
 
 def test_json_and_toml_files(tmp_path: Path) -> None:
-    data = {"devices": [{"driver": "e1000", "id": "nic0", "addr": "05.0", "properties": {"rombar": 0}}]}
+    data = {
+        "devices": [{"driver": "e1000", "id": "nic0", "addr": "05.0", "properties": {"rombar": 0}}]
+    }
     (tmp_path / "c.json").write_text(json.dumps(data))
     (tmp_path / "c.toml").write_text(
         '[[devices]]\ndriver = "e1000"\nid = "nic0"\naddr = "05.0"\n[devices.properties]\nrombar = 0\n'

@@ -18,9 +18,7 @@ CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "qemu"
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "corpus_file" in metafunc.fixturenames:
         files = sorted(CORPUS.rglob("*.jsonl"))
-        metafunc.parametrize(
-            "corpus_file", files, ids=[str(f.relative_to(CORPUS)) for f in files]
-        )
+        metafunc.parametrize("corpus_file", files, ids=[str(f.relative_to(CORPUS)) for f in files])
 
 
 @pytest.mark.corpus

@@ -58,7 +58,10 @@ def _run_config(binary: QemuBinary, machine: Version, config: Config) -> Capture
         slots = []
     result = run_batch(binary, machine, strings, slots)
     return CaptureRecord(
-        str(binary.version), binary.release, str(machine), tuple(strings),
+        str(binary.version),
+        binary.release,
+        str(machine),
+        tuple(strings),
         None if result.spaces is None else tuple(s.hex() for s in result.spaces),
         result.error,
     )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from compatlab.config import Config, PciAddress, parse_device_string
-from compatlab.errors import AddressError, ConfigError, PropertyValueError, UnknownDeviceError, UnknownPropertyError
+from compatlab.errors import (
+    AddressError,
+    ConfigError,
+    PropertyValueError,
+    UnknownDeviceError,
+    UnknownPropertyError,
+)
 from compatlab.realize import realize
 from compatlab.resolve import Source, assign_addresses, resolve
 
@@ -32,20 +38,28 @@ def test_defaults_at_an_older_version_are_history() -> None:
     props = resolve(_config("pvpanic-pci"), "10.0", defaults_at="9.1").devices[0].properties
     assert props["x-pcie-ext-tag"].value is False  # hw_compat_9_1
     assert props["x-pcie-ext-tag"].source is Source.HISTORY
-    assert resolve(_config("pvpanic-pci"), "10.0").devices[0].properties["x-pcie-ext-tag"].value is True
+    assert (
+        resolve(_config("pvpanic-pci"), "10.0").devices[0].properties["x-pcie-ext-tag"].value
+        is True
+    )
 
 
 def test_properties_that_do_not_exist_yet_are_absent() -> None:
     props = resolve(_config("pvpanic-pci"), "7.2").devices[0].properties
     assert "x-pcie-ext-tag" not in props
-    with pytest.raises(UnknownPropertyError, match="in version 7.2"):
+    with pytest.raises(UnknownPropertyError, match=r"in version 7.2"):
         resolve(_config("pvpanic-pci,x-pcie-ext-tag=on"), "7.2")
 
 
 def test_automatic_addresses_follow_config_order() -> None:
     # QEMU -nodefaults: first free slot from 02, in config order.
     config = _config("pvpanic-pci", "pvpanic-pci,addr=02.1", "pvpanic-pci", "pvpanic-pci,addr=05.0")
-    assert assign_addresses(config) == [PciAddress(2), PciAddress(2, 1), PciAddress(3), PciAddress(5)]
+    assert assign_addresses(config) == [
+        PciAddress(2),
+        PciAddress(2, 1),
+        PciAddress(3),
+        PciAddress(5),
+    ]
 
 
 def test_an_explicit_address_taken_by_an_earlier_automatic_one_clashes() -> None:
@@ -72,7 +86,14 @@ def test_functions_need_a_multifunction_function_zero() -> None:
         (("pvpanic-pci,id=a", "pvpanic-pci,id=a"), ConfigError),
         (("pvpanic-pci,romfile=no-such.rom",), ConfigError),
     ],
-    ids=["unknown-driver", "romsize-not-pow2", "bad-bool", "negative-uint", "duplicate-id", "missing-romfile"],
+    ids=[
+        "unknown-driver",
+        "romsize-not-pow2",
+        "bad-bool",
+        "negative-uint",
+        "duplicate-id",
+        "missing-romfile",
+    ],
 )
 def test_refusals(strings: tuple[str, ...], error: type[Exception]) -> None:
     with pytest.raises(error):
@@ -80,7 +101,7 @@ def test_refusals(strings: tuple[str, ...], error: type[Exception]) -> None:
 
 
 def test_a_device_before_it_existed_is_refused() -> None:
-    with pytest.raises(UnknownDeviceError, match="in version 5.2"):
+    with pytest.raises(UnknownDeviceError, match=r"in version 5.2"):
         resolve(_config("pvpanic-pci"), "5.2")
 
 

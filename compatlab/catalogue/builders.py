@@ -8,6 +8,7 @@ versions reaches them as a property value, through the catalogue's compat data.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
@@ -29,14 +30,14 @@ class BuildContext:
     driver: str
     device_id: str | None
     props: Mapping[str, Value | None]
-    slot: int
-    function: int
-    roms: Mapping[str, int]
+    slot: builtins.int
+    function: builtins.int
+    roms: Mapping[str, builtins.int]
 
     def __getitem__(self, name: str) -> Value | None:
         return self.props[name]
 
-    def int(self, name: str) -> int:
+    def int(self, name: str) -> builtins.int:
         value = self.props[name]
         if not isinstance(value, int) or isinstance(value, bool):
             raise CatalogueError(f"{self.driver}.{name} is not an integer property")
@@ -55,19 +56,21 @@ class BuildContext:
     def new_config_space(
         self,
         *,
-        vendor_id: int,
-        device_id: int,
-        class_id: int,
-        revision: int = 0,
-        subsystem_vendor_id: int = 0,
-        subsystem_id: int = 0,
+        vendor_id: builtins.int,
+        device_id: builtins.int,
+        class_id: builtins.int,
+        revision: builtins.int = 0,
+        subsystem_vendor_id: builtins.int = 0,
+        subsystem_id: builtins.int = 0,
     ) -> ConfigSpaceBuilder:
         """A config space with the generic pci-device properties applied.
 
         Also makes the checks QEMU's pci_qdev_realize makes for every device.
         """
         romsize = self.props.get("romsize")
-        if isinstance(romsize, int) and romsize != 0xFFFFFFFF and romsize & (romsize - 1) or romsize == 0:
+        if (
+            isinstance(romsize, int) and romsize != 0xFFFFFFFF and romsize & (romsize - 1)
+        ) or romsize == 0:
             self.refuse(f"ROM size {romsize} is not a power of two")
         cs = ConfigSpaceBuilder(
             vendor_id=vendor_id,
@@ -101,7 +104,9 @@ class BuildContext:
         romsize = self.props.get("romsize")
         if isinstance(romsize, int) and romsize != 0xFFFFFFFF:
             if size > romsize:
-                self.refuse(f'romfile "{romfile}" ({size} bytes) is too large for ROM size {romsize}')
+                self.refuse(
+                    f'romfile "{romfile}" ({size} bytes) is too large for ROM size {romsize}'
+                )
             bar_size = romsize
         else:
             bar_size = pow2ceil(size)

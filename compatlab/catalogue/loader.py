@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import io
 import pkgutil
 import tomllib
 from functools import cache
@@ -119,8 +120,8 @@ def builtin_catalogue() -> Catalogue:
     compat: list[CompatEntry] = []
     for entry in sorted((_DATA / "compat").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".csv"):
-            with entry.open(newline="") as fh:
-                compat.extend(parse_compat(list(csv.DictReader(fh)), f"compat/{entry.name}"))
+            rows = list(csv.DictReader(io.StringIO(entry.read_text(encoding="utf-8"))))
+            compat.extend(parse_compat(rows, f"compat/{entry.name}"))
     compat.sort(key=lambda e: e.version)  # stable: file order kept within a version
     catalogue = Catalogue(types=types, compat=tuple(compat))
     for name in catalogue.concrete:

@@ -139,9 +139,7 @@ class Catalogue:
             raise UnknownDeviceError(driver, self.concrete)
         if not t.exists_in(version):
             span = f"from {t.since}" + (f" until before {t.until}" if t.until else "")
-            raise UnknownDeviceError(
-                driver, detail=f" in version {version} (it exists {span})"
-            )
+            raise UnknownDeviceError(driver, detail=f" in version {version} (it exists {span})")
         return t
 
     def _all_props(self, name: str) -> dict[str, tuple[PropertyDef, ...]]:

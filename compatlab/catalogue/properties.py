@@ -134,8 +134,10 @@ def _onoffauto(t: PropType, raw: Value) -> Value:
 def _integer(t: PropType, raw: Value) -> Value:
     if isinstance(raw, bool):
         raise PropertyParseError("expected an integer, not a boolean")
-    number = raw if isinstance(raw, int) else (
-        _parse_size(raw) if t.kind == "size" else _parse_int(str(raw))
+    number = (
+        raw
+        if isinstance(raw, int)
+        else (_parse_size(raw) if t.kind == "size" else _parse_int(str(raw)))
     )
     bounds = t.bounds
     assert bounds is not None

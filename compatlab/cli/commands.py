@@ -186,18 +186,23 @@ def _qemu_capture(args: argparse.Namespace) -> int:
     total = 0
     drivers = cat.devices(binary.version) if "all" in args.sweep else args.sweep
     for driver in drivers:
-        items = uniquify_links(cat, list(sweep(cat, driver, binary.version, machines)), binary.version)
+        items = uniquify_links(
+            cat, list(sweep(cat, driver, binary.version, machines)), binary.version
+        )
         by_machine: dict[Version, list[str]] = {}
         for item in items:
             by_machine.setdefault(item.machine, []).append(item.device)
         done = 0
         for machine, devices in by_machine.items():
-            def tick(n: int, driver: str = driver) -> None:
+
+            def tick(n: int, driver: str = driver, size: int = len(items)) -> None:
                 nonlocal done
                 done += n
-                _progress(f"{driver}: {done}/{len(items)} configs")
+                _progress(f"{driver}: {done}/{size} configs")
 
-            total += write_records(args.output, capture_singles(binary, machine, devices, progress=tick))
+            total += write_records(
+                args.output, capture_singles(binary, machine, devices, progress=tick)
+            )
         _progress_done()
         print(f"{driver}: {len(items)} captures", file=sys.stderr)
     config = build_config(args.config, args.device)
@@ -213,8 +218,10 @@ def _qemu_capture(args: argparse.Namespace) -> int:
             total += write_records(args.output, [capture_one(binary, machine, strings)])
     elapsed = time.perf_counter() - started
     rate = total / elapsed if elapsed else 0.0
-    print(f"{total} captures written to {args.output} in {elapsed:.1f}s ({rate:.1f} configs/s)",
-          file=sys.stderr)
+    print(
+        f"{total} captures written to {args.output} in {elapsed:.1f}s ({rate:.1f} configs/s)",
+        file=sys.stderr,
+    )
     return ExitCode.OK
 
 

@@ -24,10 +24,20 @@ class _UsageError(Exception):
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="JSON or TOML config file (repeatable)")
-    p.add_argument("--device", action="append", default=[], metavar="SPEC",
-                   help="a QEMU -device string, e.g. e1000,id=nic0,addr=04.0 (repeatable)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="JSON or TOML config file (repeatable)",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a QEMU -device string, e.g. e1000,id=nic0,addr=04.0 (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,12 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = qsub.add_parser("capture", help="record what real QEMU does into a corpus file")
     p.add_argument("--binary", required=True, metavar="VERSION", help="QEMU release: 7.2 or 10.0")
-    p.add_argument("--machine", action="append", default=[], metavar="VERSION",
-                   help="machine type version (repeatable; default: every one the binary has)")
-    p.add_argument("--sweep", action="append", default=[], metavar="DRIVER",
-                   help="capture the standard sweep of this device (repeatable; 'all' for every device)")
+    p.add_argument(
+        "--machine",
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="machine type version (repeatable; default: every one the binary has)",
+    )
+    p.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="DRIVER",
+        help="capture the standard sweep of this device (repeatable; 'all' for every device)",
+    )
     _add_config_args(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="JSON-lines file to append to")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="JSON-lines file to append to"
+    )
 
     p = qsub.add_parser("verify", help="check the model against recorded captures")
     p.add_argument("paths", nargs="*", default=["corpora/qemu"], help="corpus files or folders")
@@ -71,8 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = qsub.add_parser("discover", help="find which properties of a device change config space")
     p.add_argument("driver")
-    p.add_argument("--binary", default=None, metavar="VERSION", help="QEMU release (default: newest)")
-    p.add_argument("--machine", default=None, metavar="VERSION", help="machine type (default: the binary's own)")
+    p.add_argument(
+        "--binary", default=None, metavar="VERSION", help="QEMU release (default: newest)"
+    )
+    p.add_argument(
+        "--machine",
+        default=None,
+        metavar="VERSION",
+        help="machine type (default: the binary's own)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
@@ -99,8 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the contract: never a traceback, exit 3
         if os.environ.get("COMPATLAB_DEBUG"):
             raise
-        print(f"compatlab: internal error: {type(exc).__name__}: {exc} "
-              "(set COMPATLAB_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"compatlab: internal error: {type(exc).__name__}: {exc} "
+            "(set COMPATLAB_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return ExitCode.INTERNAL_ERROR
 
 

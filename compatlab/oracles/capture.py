@@ -72,7 +72,9 @@ def read_corpus(path: str | Path) -> Iterator[CaptureRecord]:
                 yield CaptureRecord.from_json(json.loads(line))
 
 
-def write_records(path: str | Path, records: Iterable[CaptureRecord], *, append: bool = True) -> int:
+def write_records(
+    path: str | Path, records: Iterable[CaptureRecord], *, append: bool = True
+) -> int:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     n = 0

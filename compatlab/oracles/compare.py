@@ -37,9 +37,7 @@ def check_record(record: CaptureRecord, catalogue: Catalogue | None = None) -> V
     """Does the model do what QEMU did for this capture?"""
     try:
         config = Config(tuple(parse_device_string(d) for d in record.devices))
-        realized = realize(
-            config, record.binary, defaults_at=record.machine, catalogue=catalogue
-        )
+        realized = realize(config, record.binary, defaults_at=record.machine, catalogue=catalogue)
     except CompatlabError as exc:
         if record.error is not None:
             return Verdict(True)

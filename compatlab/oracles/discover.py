@@ -39,14 +39,19 @@ def device_help(binary: QemuBinary, driver: str) -> list[dict[str, str | None]]:
 
     out = subprocess.run(
         [str(binary.path), "-device", f"{driver},help"],
-        capture_output=True, text=True, timeout=20, env={**os.environ, **binary.env},
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, **binary.env},
     ).stdout
     rows: list[dict[str, str | None]] = []
     for line in out.splitlines():
         m = _HELP_RE.match(line)
         if m:
             d = _DEFAULT_RE.search(m.group(3) or "")
-            rows.append({"name": m.group(1), "type": m.group(2), "default": d.group(1) if d else None})
+            rows.append(
+                {"name": m.group(1), "type": m.group(2), "default": d.group(1) if d else None}
+            )
     return rows
 
 
@@ -66,7 +71,9 @@ def discover(
             trials.append((str(p["name"]), value))
     strings = [base] + [f"{base},{name}={value}" for name, value in trials]
     records = capture_singles(
-        binary, machine, strings,
+        binary,
+        machine,
+        strings,
         progress=(lambda n: progress(f"{driver}: {n} more configs")) if progress else None,
     )
     reference = records[0]

@@ -169,16 +169,23 @@ def backend_args(device_strings: Iterable[str]) -> list[str]:
     return args
 
 
-def qemu_command(binary: QemuBinary, machine: Version, device_strings: Sequence[str], qmp_socket: str) -> list[str]:
+def qemu_command(
+    binary: QemuBinary, machine: Version, device_strings: Sequence[str], qmp_socket: str
+) -> list[str]:
     cmd = [
         str(binary.path),
-        "-machine", f"pc-i440fx-{machine}",
-        "-accel", "tcg",
+        "-machine",
+        f"pc-i440fx-{machine}",
+        "-accel",
+        "tcg",
         "-nodefaults",
         "-S",
-        "-display", "none",
-        "-m", "64",
-        "-qmp", f"unix:{qmp_socket}",
+        "-display",
+        "none",
+        "-m",
+        "64",
+        "-qmp",
+        f"unix:{qmp_socket}",
         *backend_args(device_strings),
     ]
     for text in device_strings:
@@ -200,7 +207,9 @@ async def _read_spaces(qmp: object, slots: Sequence[Slot]) -> tuple[bytes, ...]:
         commands = []
         for offset in range(0, 256, 4):
             address = 0x80000000 | (s.slot << 11) | (s.function << 8) | offset
-            commands.append(execute("human-monitor-command", {"command-line": f"o /w 0xcf8 {address:#x}"}))
+            commands.append(
+                execute("human-monitor-command", {"command-line": f"o /w 0xcf8 {address:#x}"})
+            )
             commands.append(execute("human-monitor-command", {"command-line": "i /w 0xcfc"}))
         replies = await asyncio.gather(*commands)
         raw = bytearray()
@@ -214,7 +223,11 @@ async def _read_spaces(qmp: object, slots: Sequence[Slot]) -> tuple[bytes, ...]:
 
 
 async def _run(
-    binary: QemuBinary, machine: Version, device_strings: Sequence[str], slots: Sequence[Slot], timeout: float
+    binary: QemuBinary,
+    machine: Version,
+    device_strings: Sequence[str],
+    slots: Sequence[Slot],
+    timeout: float,
 ) -> BatchResult:
     from qemu.qmp import QMPClient
 
@@ -246,7 +259,9 @@ async def _run(
                 try:
                     await asyncio.wait_for(proc.wait(), timeout)
                 except TimeoutError:
-                    raise OracleError(f"{binary.describe()} lost its monitor but kept running") from None
+                    raise OracleError(
+                        f"{binary.describe()} lost its monitor but kept running"
+                    ) from None
                 stderr = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
                 return BatchResult(None, _clean_error(stderr))
             with contextlib.suppress(Exception):

@@ -57,7 +57,9 @@ def _machines(machines: Sequence[Version]) -> list[Version]:
     return list(dict.fromkeys(picks))
 
 
-def sweep(catalogue: Catalogue, driver: str, binary: Version, machines: Sequence[Version]) -> Iterator[SweepItem]:
+def sweep(
+    catalogue: Catalogue, driver: str, binary: Version, machines: Sequence[Version]
+) -> Iterator[SweepItem]:
     dtype = catalogue.device(driver, binary)
     base = dtype.example or driver
     for machine in machines:
@@ -76,7 +78,9 @@ def sweep(catalogue: Catalogue, driver: str, binary: Version, machines: Sequence
             yield SweepItem(machine, text)
 
 
-def uniquify_links(catalogue: Catalogue, items: Sequence[SweepItem], binary: Version) -> list[SweepItem]:
+def uniquify_links(
+    catalogue: Catalogue, items: Sequence[SweepItem], binary: Version
+) -> list[SweepItem]:
     """Give every link property (backend name) a value unique to its config."""
     out = []
     for n, item in enumerate(items):

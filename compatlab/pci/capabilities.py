@@ -129,8 +129,6 @@ def add_msix_exclusive_bar(cs: ConfigSpaceBuilder, nentries: int, bar: int) -> i
     if nentries < 1 or nentries > MSIX_MAX_VECTORS:
         raise MsiError("The number of MSI-X vectors is invalid")
     size, pba_offset = msix_exclusive_bar_layout(nentries)
-    cap = add_msix(
-        cs, nentries, table_bar=bar, table_offset=0, pba_bar=bar, pba_offset=pba_offset
-    )
+    cap = add_msix(cs, nentries, table_bar=bar, table_offset=0, pba_bar=bar, pba_offset=pba_offset)
     cs.register_bar(bar, size, regs.BASE_ADDRESS_SPACE_MEMORY)
     return cap

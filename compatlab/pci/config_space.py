@@ -148,7 +148,9 @@ class ConfigSpaceBuilder:
         if region == regs.ROM_SLOT:
             wmask |= regs.ROM_ADDRESS_ENABLE
         self.set_long(offset, bar_type)
-        is_64 = not bar_type & regs.BASE_ADDRESS_SPACE_IO and bar_type & regs.BASE_ADDRESS_MEM_TYPE_64
+        is_64 = (
+            not bar_type & regs.BASE_ADDRESS_SPACE_IO and bar_type & regs.BASE_ADDRESS_MEM_TYPE_64
+        )
         width = 8 if is_64 else 4
         _put(self.wmask, offset, wmask, width)
         _put(self.cmask, offset, ~0, width)
