@@ -93,3 +93,13 @@ def test_device_strings_parse_back() -> None:
     # The differential test sends config.device_strings() to QEMU; they must mean the same config.
     config = Config((parse_device_string("pvpanic-pci,id=a,addr=03.0,romsize=4096"),))
     assert Config(tuple(parse_device_string(s) for s in config.device_strings())) == config
+
+
+def test_discover_finds_the_multifunction_bit(qemu: QemuBinary) -> None:
+    from compatlab.oracles.discover import discover
+
+    report = discover(qemu, qemu.machines[-1], "pvpanic-pci")
+    rows = {row["name"]: row for row in report["properties"]}
+    # The multi-function bit lives in the header type register (PCI 3.0 §6.2.1).
+    assert rows["multifunction"]["changes"] == ["on -> 0x0e"]
+    assert rows["acpi-index"]["changes"] == []

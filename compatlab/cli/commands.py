@@ -268,7 +268,7 @@ def _qemu_discover(args: argparse.Namespace) -> int:
         raise CompatlabError("no QEMU binaries found (run .ci/install-qemu or set COMPATLAB_QEMU)")
     binary = binary_for(args.binary) if args.binary else binaries[-1]
     machine = known_version(args.machine) if args.machine else binary.machines[-1]
-    report = discover(binary, machine, args.driver, progress=_progress)
+    report = discover(binary, machine, args.driver, base=args.base, progress=_progress)
     _progress_done()
     if args.format == "json":
         _print_json(report)

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = qsub.add_parser("discover", help="find which properties of a device change config space")
     p.add_argument("driver")
     p.add_argument(
+        "--base",
+        metavar="SPEC",
+        help="the device string to start from, with what QEMU insists on (e.g. nvme,serial=x)",
+    )
+    p.add_argument(
         "--binary", default=None, metavar="VERSION", help="QEMU release (default: newest)"
     )
     p.add_argument(
