@@ -9,7 +9,7 @@ from compatlab.catalogue import Catalogue, builtin_catalogue
 from compatlab.catalogue.builders import BuildContext, get_builder
 from compatlab.catalogue.loader import load_roms
 from compatlab.config import Config
-from compatlab.errors import AddressError
+from compatlab.errors import AddressError, DeviceRealizeError
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.resolve import ResolvedConfig, ResolvedDevice, resolve
 from compatlab.versions import Version
@@ -58,6 +58,23 @@ def check_functions(resolved: ResolvedConfig) -> None:
         placed[(slot, fn)] = dev
 
 
+def check_fw_cfg_roms(resolved: ResolvedConfig) -> None:
+    """Option ROMs loaded through fw_cfg (``rombar=0``) need distinct file names.
+
+    QEMU's pci_add_option_rom adds them as ``genroms/<romfile>``; a second device
+    with the same ROM is refused ("duplicate fw_cfg file name").
+    """
+    loaded: set[str] = set()
+    for dev in resolved.devices:
+        romfile = dev.properties["romfile"].value
+        if not romfile or dev.properties["rombar"].value != 0:
+            continue
+        name = f"genroms/{romfile}"
+        if name in loaded:
+            raise DeviceRealizeError(dev.driver, dev.id, f"duplicate fw_cfg file name: {name}")
+        loaded.add(name)
+
+
 def realize_device(
     dev: ResolvedDevice, version: Version, catalogue: Catalogue | None = None
 ) -> ConfigSpace:
@@ -81,6 +98,7 @@ def realize_device(
 
 def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = None) -> Realized:
     check_functions(resolved)
+    check_fw_cfg_roms(resolved)
     return Realized(
         resolved.version,
         tuple(

@@ -105,9 +105,16 @@ def resolve(
         raise ConfigError(f"defaults of {era} cannot be applied on older version {v}")
     addresses = assign_addresses(config)
     seen_ids: set[str] = set()
+    counts: dict[str, int] = {}
     devices = []
     for spec, addr in zip(config.devices, addresses, strict=True):
-        cat.device(spec.driver, v)
+        dtype = cat.device(spec.driver, v)
+        counts[spec.driver] = counts.get(spec.driver, 0) + 1
+        if dtype.max_instances is not None and counts[spec.driver] > dtype.max_instances:
+            raise ConfigError(
+                f"{spec.driver}: at most {dtype.max_instances} per machine "
+                f"(QEMU refuses another one)"
+            )
         if spec.id is not None:
             if spec.id in seen_ids:
                 raise ConfigError(f"Duplicate device ID {spec.id!r}")

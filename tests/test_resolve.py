@@ -108,3 +108,17 @@ def test_a_device_before_it_existed_is_refused() -> None:
 def test_unknown_driver_suggests() -> None:
     with pytest.raises(UnknownDeviceError, match="did you mean 'pvpanic-pci'"):
         resolve(_config("pvpanic-pc"), "10.0")
+
+
+def test_option_roms_through_fw_cfg_need_distinct_names() -> None:
+    # Found by the live differential test: QEMU says
+    # "duplicate fw_cfg file name: genroms/efi-e1000.rom".
+    with pytest.raises(ConfigError, match="duplicate fw_cfg file name"):
+        realize(_config("e1000,rombar=0", "e1000,rombar=0"), "10.0")
+    realize(_config("e1000,rombar=0", "e1000"), "10.0")
+    realize(_config("e1000,rombar=0", "e1000,rombar=0,romfile=pxe-e1000.rom"), "10.0")
+
+
+def test_only_one_balloon() -> None:
+    with pytest.raises(ConfigError, match="at most 1"):
+        realize(_config("virtio-balloon-pci", "virtio-balloon-pci"), "10.0")

@@ -75,6 +75,7 @@ def parse_types(tables: dict[str, Any], types: dict[str, DeviceType], source: st
             doc=str(spec.get("doc", "")),
             example=spec.get("example"),
             refuse=tuple(spec.get("refuse", ())),
+            max_instances=spec.get("max_instances"),
         )
 
 

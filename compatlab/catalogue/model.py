@@ -41,7 +41,8 @@ class DeviceType:
     """A type in the hierarchy. Concrete types have a builder; abstract ones only carry
     properties for their subtypes. ``example`` is a minimal working ``-device`` string
     (with the backends QEMU insists on); ``refuse`` lists property combinations
-    (``a=x,b=y``) that the device refuses, for capture sweeps."""
+    (``a=x,b=y``) that the device refuses, for capture sweeps. ``max_instances``
+    caps how many a machine may hold (QEMU allows one balloon)."""
 
     name: str
     parent: str | None
@@ -53,6 +54,7 @@ class DeviceType:
     doc: str = ""
     example: str | None = None
     refuse: tuple[str, ...] = ()
+    max_instances: int | None = None
 
     def exists_in(self, version: Version) -> bool:
         return self.since <= version and (self.until is None or version < self.until)

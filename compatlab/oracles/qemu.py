@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,10 @@ from pathlib import Path
 
 from compatlab.errors import OracleError, QemuNotFoundError
 from compatlab.versions import Version
+
+# A refused config makes QEMU exit during the QMP handshake; that is an answer, not
+# an error worth logging.
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 DEFAULT_QEMU10_DIR = Path("/opt/compatlab/qemu-10.0")
 START_TIMEOUT = 30.0
