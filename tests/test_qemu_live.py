@@ -103,3 +103,35 @@ def test_discover_finds_the_multifunction_bit(qemu: QemuBinary) -> None:
     # The multi-function bit lives in the header type register (PCI 3.0 §6.2.1).
     assert rows["multifunction"]["changes"] == ["on -> 0x0e"]
     assert rows["acpi-index"]["changes"] == []
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if marker.encode() in fh.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_start_that_times_out_leaves_no_process(qemu: QemuBinary) -> None:
+    import uuid
+
+    from compatlab.errors import OracleError
+
+    marker = f"leak{uuid.uuid4().hex[:12]}"
+    with pytest.raises(OracleError, match="did not answer"):
+        run_batch(
+            qemu,
+            qemu.machines[-1],
+            [f"pvpanic-pci,id={marker},addr=04.0"],
+            [Slot(4)],
+            timeout=0.001,
+        )
+    assert _processes_mentioning(marker) == []
+    run_batch(qemu, qemu.machines[-1], [f"pvpanic-pci,id={marker},addr=04.0"], [Slot(4)])
+    assert _processes_mentioning(marker) == []
