@@ -122,13 +122,13 @@ def resolve(
         explicit = {
             name: cat.parse_value(spec.driver, name, raw, v) for name, raw in spec.properties
         }
+        unset_values = cat.all_values_at(spec.driver, era)
+        unset_source = Source.HISTORY if era != v else Source.DEFAULT
         props: dict[str, Resolved] = {}
         for name in cat.properties(spec.driver, v):
             if name in explicit:
                 props[name] = Resolved(explicit[name], Source.CONFIG)
-            elif era != v:
-                props[name] = Resolved(cat.default(spec.driver, name, era), Source.HISTORY)
             else:
-                props[name] = Resolved(cat.default(spec.driver, name, v), Source.DEFAULT)
+                props[name] = Resolved(unset_values[name], unset_source)
         devices.append(ResolvedDevice(spec.driver, spec.id, addr, props))
     return ResolvedConfig(v, tuple(devices))

@@ -57,6 +57,7 @@ def _series() -> tuple[Version, ...]:
 
 
 ALL_VERSIONS: tuple[Version, ...] = _series()
+_KNOWN: frozenset[Version] = frozenset(ALL_VERSIONS)
 OLDEST: Version = ALL_VERSIONS[0]
 NEWEST: Version = ALL_VERSIONS[-1]
 
@@ -64,7 +65,7 @@ NEWEST: Version = ALL_VERSIONS[-1]
 def known_version(text: str | Version) -> Version:
     """Parse a version and insist that the catalogue covers it."""
     version = text if isinstance(text, Version) else Version.parse(text)
-    if version not in ALL_VERSIONS:
+    if version not in _KNOWN:
         raise UnknownVersionError(str(text), (str(v) for v in ALL_VERSIONS))
     return version
 
