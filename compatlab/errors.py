@@ -12,6 +12,7 @@ a one-line message and exit code 2::
     │   ├── AddressError             a malformed PCI address or a slot clash
     │   └── DeviceRealizeError       a combination the device refuses at realize time
     ├── HintsFormatError         a compat-hints file that cannot be decoded
+    ├── HintsVersionError        hints dumped by a newer version (no downgrades)
     ├── CatalogueError           inconsistent catalogue data (a defect, not user input)
     └── OracleError              a real QEMU that could not be run or read
         └── QemuNotFoundError        no binary for the requested version
@@ -99,6 +100,10 @@ class HintsFormatError(CompatlabError):
         self.raw = raw
         where = f" at byte offset {offset}" if offset is not None else ""
         super().__init__(f"bad compat hints{where}: {reason}")
+
+
+class HintsVersionError(CompatlabError):
+    """Hints dumped by a version newer than the one loading them."""
 
 
 class CatalogueError(CompatlabError):

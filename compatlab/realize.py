@@ -10,8 +10,9 @@ from compatlab.catalogue.builders import BuildContext, get_builder
 from compatlab.catalogue.loader import load_roms
 from compatlab.config import Config
 from compatlab.errors import AddressError, DeviceRealizeError
+from compatlab.hints.model import Hints
 from compatlab.pci.config_space import ConfigSpace
-from compatlab.resolve import ResolvedConfig, ResolvedDevice, resolve
+from compatlab.resolve import IgnoredHint, ResolvedConfig, ResolvedDevice, resolve
 from compatlab.versions import Version
 
 
@@ -25,6 +26,7 @@ class RealizedDevice:
 class Realized:
     version: Version
     devices: tuple[RealizedDevice, ...]
+    ignored_hints: tuple[IgnoredHint, ...] = ()
 
 
 @cache
@@ -105,6 +107,7 @@ def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = Non
             RealizedDevice(d, realize_device(d, resolved.version, catalogue))
             for d in resolved.devices
         ),
+        resolved.ignored_hints,
     )
 
 
@@ -112,10 +115,12 @@ def realize(
     config: Config,
     version: Version | str,
     *,
+    hints: Hints | None = None,
     defaults_at: Version | str | None = None,
     catalogue: Catalogue | None = None,
 ) -> Realized:
     """Resolve and realize ``config`` on ``version`` (see :func:`resolve`)."""
     return realize_resolved(
-        resolve(config, version, defaults_at=defaults_at, catalogue=catalogue), catalogue
+        resolve(config, version, hints=hints, defaults_at=defaults_at, catalogue=catalogue),
+        catalogue,
     )

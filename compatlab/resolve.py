@@ -8,6 +8,11 @@ For each device of config C on version V and each property p that exists in V:
    historical value for that version (``history``);
 4. else → p's default at V (``default``).
 
+Hints for devices that are not in C are ignored, and so is an entry whose driver
+differs from the config's driver for that identity; both are reported. Hints
+dumped by a version newer than V are refused (no downgrades). :func:`dump_hints`
+goes the other way: it records what a version resolved, as that version's hints.
+
 Addresses are assigned here too, in config order, as QEMU does with
 ``-nodefaults``: a device without ``addr`` takes function 0 of the first slot
 from 02 whose function 0 is free.
@@ -20,9 +25,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from compatlab.catalogue import Catalogue, builtin_catalogue
-from compatlab.catalogue.properties import Value
+from compatlab.catalogue.properties import PropertyParseError, Value
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress
-from compatlab.errors import AddressError, ConfigError
+from compatlab.errors import AddressError, ConfigError, HintsVersionError
+from compatlab.hints.model import HintEntry, Hints
 from compatlab.versions import Version, known_version
 
 
@@ -58,9 +64,23 @@ class ResolvedDevice:
 
 
 @dataclass(frozen=True, slots=True)
+class IgnoredHint:
+    """A hint entry the resolver did not use, and why."""
+
+    identity: str
+    driver: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"identity": self.identity, "driver": self.driver, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedConfig:
     version: Version
     devices: tuple[ResolvedDevice, ...]
+    ignored_hints: tuple[IgnoredHint, ...] = ()
+    hints_version: Version | None = None
 
 
 def assign_addresses(config: Config) -> list[PciAddress]:
@@ -90,20 +110,34 @@ def resolve(
     config: Config,
     version: Version | str,
     *,
+    hints: Hints | None = None,
     defaults_at: Version | str | None = None,
     catalogue: Catalogue | None = None,
 ) -> ResolvedConfig:
-    """Resolve ``config`` on ``version`` without hints.
+    """Resolve ``config`` on ``version``, with compat ``hints`` if given.
 
-    ``defaults_at`` (≤ ``version``) takes unset properties' values from an older
-    version, as QEMU ``version`` does with machine type ``pc-i440fx-<defaults_at>``.
+    ``defaults_at`` (≤ ``version``, no hints) takes every unset property's value
+    from an older version, as QEMU ``version`` does with machine type
+    ``pc-i440fx-<defaults_at>``: the oracle's mapping for configs that an older
+    version could not have dumped hints for.
     """
     cat = catalogue or builtin_catalogue()
     v = known_version(version)
     era = v if defaults_at is None else known_version(defaults_at)
     if era > v:
         raise ConfigError(f"defaults of {era} cannot be applied on older version {v}")
+    if hints is not None:
+        if defaults_at is not None:
+            raise ConfigError("give either hints or defaults_at, not both")
+        hints_version = known_version(hints.version)
+        if hints_version > v:
+            raise HintsVersionError(
+                f"hints dumped by {hints_version} cannot be loaded on older version {v} "
+                "(no downgrades)"
+            )
     addresses = assign_addresses(config)
+    entries = dict(hints.by_identity()) if hints is not None else {}
+    ignored: list[IgnoredHint] = []
     seen_ids: set[str] = set()
     counts: dict[str, int] = {}
     devices = []
@@ -122,13 +156,99 @@ def resolve(
         explicit = {
             name: cat.parse_value(spec.driver, name, raw, v) for name, raw in spec.properties
         }
-        unset_values = cat.all_values_at(spec.driver, era)
-        unset_source = Source.HISTORY if era != v else Source.DEFAULT
-        props: dict[str, Resolved] = {}
-        for name in cat.properties(spec.driver, v):
-            if name in explicit:
-                props[name] = Resolved(explicit[name], Source.CONFIG)
-            else:
-                props[name] = Resolved(unset_values[name], unset_source)
+        identity = spec.id if spec.id is not None else str(addr)
+        entry = entries.pop(identity, None)
+        if entry is not None and entry.driver != spec.driver:
+            ignored.append(
+                IgnoredHint(
+                    identity,
+                    entry.driver,
+                    f"the config has {spec.driver} there, the hints {entry.driver}",
+                )
+            )
+            entry = None
+        if entry is not None and hints is not None:
+            props = _with_hints(
+                cat, spec.driver, identity, v, explicit, entry, hints.version, ignored
+            )
+        else:
+            unset_values = cat.all_values_at(spec.driver, era, as_of=v)
+            unset_source = Source.HISTORY if era != v else Source.DEFAULT
+            props = {
+                name: Resolved(explicit[name], Source.CONFIG)
+                if name in explicit
+                else Resolved(unset_values[name], unset_source)
+                for name in cat.properties(spec.driver, v)
+            }
         devices.append(ResolvedDevice(spec.driver, spec.id, addr, props))
-    return ResolvedConfig(v, tuple(devices))
+    ignored.extend(
+        IgnoredHint(e.identity, e.driver, "no device with this identity in the config")
+        for e in entries.values()
+    )
+    return ResolvedConfig(
+        v, tuple(devices), tuple(ignored), None if hints is None else hints.version
+    )
+
+
+def _with_hints(
+    cat: Catalogue,
+    driver: str,
+    identity: str,
+    version: Version,
+    explicit: dict[str, Value],
+    entry: HintEntry,
+    hints_version: Version,
+    ignored: list[IgnoredHint],
+) -> dict[str, Resolved]:
+    """Rules 1–3 for a device the hints describe.
+
+    A hinted value that the property can no longer hold (its type changed since
+    the hints' version, as intel-hda's ``msi`` went from a number to on/off/auto)
+    counts as a property that did not exist then: it takes its history, and the
+    hint is reported.
+    """
+    hinted = entry.props
+    history = cat.all_values_at(driver, hints_version, as_of=version)
+    props: dict[str, Resolved] = {}
+    for name, prop in cat.properties(driver, version).items():
+        if name in explicit:
+            props[name] = Resolved(explicit[name], Source.CONFIG)
+            continue
+        if name in hinted:
+            value = hinted[name]
+            try:
+                props[name] = Resolved(
+                    None if value is None else prop.type.parse(value), Source.HINT
+                )
+                continue
+            except PropertyParseError as exc:
+                ignored.append(
+                    IgnoredHint(
+                        identity,
+                        driver,
+                        f"{name}={value!r} from {hints_version} does not fit "
+                        f"{prop.type.describe()} in {version} ({exc}); used its history",
+                    )
+                )
+        props[name] = Resolved(history[name], Source.HISTORY)
+    return props
+
+
+def dump_hints(
+    config: Config, version: Version | str, *, catalogue: Catalogue | None = None
+) -> Hints:
+    """The hints ``version`` dumps for ``config``: every device's identity, driver and
+    the value of every property that exists in ``version``, as resolved there."""
+    resolved = resolve(config, version, catalogue=catalogue)
+    return hints_of(resolved)
+
+
+def hints_of(resolved: ResolvedConfig) -> Hints:
+    """Hints recording a resolution (what dumping on its version writes)."""
+    return Hints(
+        resolved.version,
+        tuple(
+            HintEntry(d.identity, d.driver, tuple((n, r.value) for n, r in d.properties.items()))
+            for d in resolved.devices
+        ),
+    )

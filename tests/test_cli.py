@@ -91,3 +91,93 @@ def test_internal_errors_exit_3(
     assert main(["versions"]) == 3
     err = capsys.readouterr().err
     assert "internal error" in err and "kaboom" in err and "Traceback" not in err
+
+
+def test_hints_dump_show_and_realize(tmp_path: Path) -> None:
+    hints = tmp_path / "vm.hints"
+    proc = run(
+        "hints",
+        "dump",
+        "--version",
+        "2.4",
+        "--device",
+        "virtio-net-pci,id=net0,netdev=n",
+        "--device",
+        "e1000,id=gone",
+        "-o",
+        str(hints),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert hints.read_bytes().startswith(b"CLHINTS\x1a")
+
+    shown = json.loads(run("hints", "show", str(hints), "--format", "json").stdout)
+    assert shown["version"] == "2.4"
+    assert [d["identity"] for d in shown["devices"]] == ["gone", "net0"]
+    assert "2.4" in run("hints", "show", str(hints)).stdout
+
+    proc = run(
+        "realize",
+        "--version",
+        "10.0",
+        "--hints",
+        str(hints),
+        "--format",
+        "json",
+        "--device",
+        "virtio-net-pci,id=net0,netdev=n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    props = doc["devices"][0]["properties"]
+    assert props["disable-modern"] == {"value": True, "source": "hint"}
+    assert props["netdev"]["source"] == "config"
+    assert doc["ignored_hints"] == [
+        {
+            "identity": "gone",
+            "driver": "e1000",
+            "reason": "no device with this identity in the config",
+        }
+    ]
+    # legacy-only virtio-net (device 0x1000) as on 2.4, not the modern default
+    assert doc["devices"][0]["config_space"].startswith("f41a0010")
+
+
+def _hints_file(tmp_path: Path) -> bytes:
+    out = tmp_path / "good.hints"
+    run("hints", "dump", "--version", "7.2", "--device", "e1000,id=n", "-o", str(out))
+    return out.read_bytes()
+
+
+BAD_HINTS = {
+    "empty": lambda good: b"",
+    "truncated": lambda good: good[: len(good) // 2],
+    "bit-flip": lambda good: good[:30] + bytes([good[30] ^ 1]) + good[31:],
+    "foreign": lambda good: b"\x89PNG\r\n\x1a\n" + bytes(40),
+    "future-format": lambda good: good[:8] + b"\x09\x00" + good[10:],
+}
+
+
+@pytest.mark.parametrize("make", BAD_HINTS.values(), ids=BAD_HINTS.keys())
+def test_bad_hints_files_exit_2_with_one_line(tmp_path: Path, make: object) -> None:
+    bad = tmp_path / "bad.hints"
+    bad.write_bytes(make(_hints_file(tmp_path)))  # type: ignore[operator]
+    for args in (
+        ("hints", "show", str(bad)),
+        ("realize", "--hints", str(bad), "--device", "e1000,id=n"),
+    ):
+        proc = run(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("compatlab: error: bad compat hints")
+        assert "Traceback" not in proc.stderr
+
+
+def test_hints_from_a_directory_missing_file_or_newer_version(tmp_path: Path) -> None:
+    for path in (str(tmp_path), str(tmp_path / "missing.hints")):
+        proc = run("hints", "show", path)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    newer = tmp_path / "new.hints"
+    run("hints", "dump", "--version", "10.0", "--device", "e1000,id=n", "-o", str(newer))
+    proc = run("realize", "--version", "7.2", "--hints", str(newer), "--device", "e1000,id=n")
+    assert proc.returncode == 2
+    assert "no downgrades" in proc.stderr

@@ -11,6 +11,7 @@ import pytest
 
 from compatlab.oracles.capture import read_corpus
 from compatlab.oracles.compare import check_record
+from compatlab.versions import Version
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "qemu"
 
@@ -31,6 +32,34 @@ def test_model_reproduces_capture_file(corpus_file: Path) -> None:
         if not verdict.agrees:
             failures.append(f"QEMU {rec.binary} pc-i440fx-{rec.machine}: {verdict.detail}")
     assert not failures, f"{len(failures)}/{len(records)} disagree:\n" + "\n".join(failures[:10])
+
+
+@pytest.mark.corpus
+def test_upgrade_path_reproduces_capture_file(corpus_file: Path) -> None:
+    """Hints dumped on the machine type's version and loaded on the binary's version
+    give what QEMU gave with that machine type (DESIGN.md §2)."""
+    failures = []
+    checked = 0
+    for rec in read_corpus(corpus_file):
+        verdict = check_record(rec, via_hints=True)
+        if not verdict.applicable:
+            continue
+        checked += 1
+        if not verdict.agrees:
+            failures.append(f"QEMU {rec.binary} pc-i440fx-{rec.machine}: {verdict.detail}")
+    assert not failures, f"{len(failures)}/{checked} disagree:\n" + "\n".join(failures[:10])
+
+
+@pytest.mark.corpus
+def test_most_captures_are_checked_through_hints() -> None:
+    records = [r for f in sorted(CORPUS.rglob("*.jsonl")) for r in read_corpus(f)]
+    applicable = [r for r in records if check_record(r, via_hints=True).applicable]
+    upgrades = [r for r in applicable if r.machine != r.binary]
+    assert len(applicable) >= 5000
+    # machine types 1.4..7.2 on 7.2 and 2.4..10.0 on 10.0 both appear as upgrades
+    assert {r.binary for r in upgrades} == {"7.2", "10.0"}
+    assert min(Version.parse(r.machine) for r in upgrades if r.binary == "7.2") == Version(1, 4)
+    assert min(Version.parse(r.machine) for r in upgrades if r.binary == "10.0") == Version(2, 4)
 
 
 @pytest.mark.corpus

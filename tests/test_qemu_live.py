@@ -89,6 +89,29 @@ def test_model_matches_live_qemu_on_random_configs(release: str) -> None:
     check()
 
 
+@pytest.mark.parametrize("release", ["7.2", "10.0"])
+def test_hints_upgrade_matches_live_qemu_machine_types(release: str) -> None:
+    """realize(V, C, dump(U, C)) against QEMU V with machine type pc-i440fx-U."""
+    binary = require_qemu(release)
+    cat = builtin_catalogue()
+
+    @settings(
+        max_examples=max(EXAMPLES // 3, 10),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        machine = data.draw(st.sampled_from(binary.machines[:-1]), label="machine")
+        config = data.draw(configs(machine, catalogue=cat), label="config")
+        record = _run_config(binary, machine, config)
+        verdict = check_record(record, cat, via_hints=True)
+        assert verdict.agrees, f"{config.device_strings()} from {machine}: {verdict.detail}"
+
+    check()
+
+
 def test_device_strings_parse_back() -> None:
     # The differential test sends config.device_strings() to QEMU; they must mean the same config.
     config = Config((parse_device_string("pvpanic-pci,id=a,addr=03.0,romsize=4096"),))

@@ -86,7 +86,7 @@ class Catalogue:
     _cache: dict[tuple[str, Version], Mapping[str, PropertyDef]] = field(
         default_factory=dict, repr=False, compare=False
     )
-    _values_cache: dict[tuple[str, str, Version], Mapping[str, Value | None]] = field(
+    _values_cache: dict[tuple[str, Version, Version], Mapping[str, Value | None]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -186,13 +186,19 @@ class Catalogue:
         except PropertyParseError as exc:
             raise PropertyValueError(driver, name, str(raw), str(exc)) from None
 
-    def default(self, driver: str, name: str, version: Version) -> Value | None:
+    def default(
+        self, driver: str, name: str, version: Version, *, as_of: Version | None = None
+    ) -> Value | None:
         """The value ``driver.name`` takes at ``version`` when nothing sets it.
 
         This is also the property's historical value for ``version`` when the
-        property did not exist yet: compat entries describe both.
+        property did not exist yet: compat entries describe both. ``as_of`` names
+        the version whose definition of the property is meant (default:
+        ``version``'s own): QEMU ``as_of`` with machine type ``version`` parses the
+        compat entries with its own property types and falls back to its own
+        default.
         """
-        prop = _variant_at(self._all_props(driver)[name], version)
+        prop = _variant_at(self._all_props(driver)[name], as_of or version)
         chosen: CompatEntry | None = None
         ancestry = self.ancestry(driver)
         for entry in self.compat:
@@ -209,16 +215,22 @@ class Catalogue:
                 f"compat entry {chosen.version} {chosen.driver}.{name}={chosen.value!r}: {exc}"
             ) from None
 
-    def all_values_at(self, driver: str, version: Version) -> Mapping[str, Value | None]:
-        """Every property ``driver`` has in any version, at its value for ``version``.
+    def all_values_at(
+        self, driver: str, version: Version, *, as_of: Version | None = None
+    ) -> Mapping[str, Value | None]:
+        """Every property ``driver`` has in any version, at its value for ``version``
+        (in the property definitions of ``as_of``, see :meth:`default`).
 
         Builders see these values under the resolved ones, so a property that did
         not exist yet still takes its historical value (the behaviour of its time).
         """
-        key = ("\0values", driver, version)
+        key = (driver, version, as_of or version)
         cached = self._values_cache.get(key)
         if cached is None:
-            cached = {name: self.default(driver, name, version) for name in self._all_props(driver)}
+            cached = {
+                name: self.default(driver, name, version, as_of=as_of)
+                for name in self._all_props(driver)
+            }
             self._values_cache[key] = cached
         return cached
 

@@ -40,12 +40,11 @@ def cmd_realize(args: argparse.Namespace) -> int:
     from compatlab.config import build_config
     from compatlab.realize import realize
 
-    if args.hints:
-        raise ConfigError("--hints is not supported yet (compat hints arrive with issue #3)")
+    hints = _read_hints(args.hints) if args.hints else None
     config = build_config(args.config, args.device)
     if not config.devices:
         raise ConfigError("no devices: give --config FILE or --device SPEC")
-    realized = realize(config, _version(args.version))
+    realized = realize(config, _version(args.version), hints=hints)
     doc = realized_to_json(realized)
     if args.format == "json":
         _print_json(doc)
@@ -73,7 +72,11 @@ def realized_to_json(realized: Any) -> dict[str, Any]:
                 },
             }
         )
-    return {"version": str(realized.version), "devices": devices, "ignored_hints": []}
+    return {
+        "version": str(realized.version),
+        "devices": devices,
+        "ignored_hints": [h.to_json() for h in realized.ignored_hints],
+    }
 
 
 def _hexdump(data: bytes) -> list[str]:
@@ -95,6 +98,60 @@ def _print_realized_text(doc: dict[str, Any]) -> None:
             print("  properties not at their default:")
             for name, p in explicit.items():
                 print(f"    {name} = {p['value']} ({p['source']})")
+    for ignored in doc["ignored_hints"]:
+        print(f"\nignored hint {ignored['identity']} ({ignored['driver']}): {ignored['reason']}")
+
+
+# -- hints ----------------------------------------------------------------------------
+
+
+def _read_hints(path: str) -> Any:
+    from compatlab.errors import HintsFormatError
+    from compatlab.hints import MAX_SIZE, decode
+
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = fh.read(MAX_SIZE + 1)
+    except IsADirectoryError:
+        raise HintsFormatError(f"{p} is a directory, not a hints file") from None
+    except OSError as exc:
+        raise HintsFormatError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        return decode(data)
+    except HintsFormatError as exc:
+        raise HintsFormatError(f"{p}: {exc.reason}", offset=exc.offset, raw=exc.raw) from None
+
+
+def cmd_hints(args: argparse.Namespace) -> int:
+    from compatlab.config import build_config
+    from compatlab.hints import encode
+    from compatlab.resolve import dump_hints
+
+    if args.hints_command == "dump":
+        config = build_config(args.config, args.device)
+        if not config.devices:
+            raise ConfigError("no devices: give --config FILE or --device SPEC")
+        blob = encode(dump_hints(config, known_version(args.version)))
+        try:
+            Path(args.output).write_bytes(blob)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.output}: {exc.strerror}") from None
+        print(
+            f"{len(config.devices)} devices, {len(blob)} bytes written to {args.output}",
+            file=sys.stderr,
+        )
+        return ExitCode.OK
+    hints = _read_hints(args.file)
+    if args.format == "json":
+        _print_json(hints.to_json())
+    else:
+        print(f"compat hints dumped by {hints.version}, {len(hints.entries)} devices")
+        for entry in hints.entries:
+            print(f"\n{entry.identity} {entry.driver}")
+            for name, value in entry.properties:
+                print(f"  {name} = {value!r}")
+    return ExitCode.OK
 
 
 # -- versions / devices -------------------------------------------------------------
@@ -243,19 +300,28 @@ def _qemu_verify(args: argparse.Namespace) -> int:
     from compatlab.oracles.compare import check_record
 
     files = _corpus_files(args.paths)
-    total = bad = 0
+    total = bad = skipped = 0
     shown = 0
     for f in files:
         for rec in read_corpus(f):
+            verdict = check_record(rec, via_hints=args.via_hints)
+            if not verdict.applicable:
+                skipped += 1
+                continue
             total += 1
-            verdict = check_record(rec)
             if not verdict.agrees:
                 bad += 1
                 if shown < args.show:
                     shown += 1
                     print(f"{f.name}: QEMU {rec.binary} pc-i440fx-{rec.machine}: {verdict.detail}")
     pct = 100.0 * (total - bad) / total if total else 0.0
-    print(f"{total - bad}/{total} captures agree ({pct:.2f}%) across {len(files)} files")
+    how = " through compat hints" if args.via_hints else ""
+    print(f"{total - bad}/{total} captures agree{how} ({pct:.2f}%) across {len(files)} files")
+    if skipped:
+        print(
+            f"{skipped} captures not checked: their config did not exist on the machine "
+            "type's version, so that version could not have dumped hints for it"
+        )
     return ExitCode.OK if bad == 0 and total else ExitCode.FAILED
 
 

@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
 
+    h = sub.add_parser("hints", help="dump and inspect compat hints")
+    hsub = h.add_subparsers(dest="hints_command", required=True, parser_class=_Parser)
+    p = hsub.add_parser("dump", help="write the hints a version dumps for a config")
+    p.add_argument("--version", required=True, help="the emulator version that dumps")
+    _add_config_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p = hsub.add_parser("show", help="decode a hints file")
+    p.add_argument("file")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
     p = sub.add_parser("versions", help="list the emulator versions in the catalogue")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -90,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = qsub.add_parser("verify", help="check the model against recorded captures")
     p.add_argument("paths", nargs="*", default=["corpora/qemu"], help="corpus files or folders")
     p.add_argument("--show", type=int, default=10, metavar="N", help="show at most N disagreements")
+    p.add_argument(
+        "--via-hints",
+        action="store_true",
+        help="play each machine type by hints dumped on its version (the upgrade path)",
+    )
 
     p = qsub.add_parser("discover", help="find which properties of a device change config space")
     p.add_argument("driver")

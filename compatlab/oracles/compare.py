@@ -15,12 +15,14 @@ from compatlab.config import Config, parse_device_string
 from compatlab.errors import CompatlabError
 from compatlab.oracles.capture import CaptureRecord
 from compatlab.realize import realize
+from compatlab.resolve import dump_hints
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     agrees: bool
     detail: str = ""
+    applicable: bool = True
 
 
 def byte_diff(expected: bytes, actual: bytes, limit: int = 8) -> str:
@@ -33,11 +35,29 @@ def byte_diff(expected: bytes, actual: bytes, limit: int = 8) -> str:
     return "; ".join(diffs[:limit]) + more
 
 
-def check_record(record: CaptureRecord, catalogue: Catalogue | None = None) -> Verdict:
-    """Does the model do what QEMU did for this capture?"""
+def check_record(
+    record: CaptureRecord, catalogue: Catalogue | None = None, *, via_hints: bool = False
+) -> Verdict:
+    """Does the model do what QEMU did for this capture?
+
+    With ``via_hints``, the machine type is played by compat hints: the config is
+    dumped on the machine type's version and loaded on the binary's version
+    (DESIGN.md §2). A config that the machine type's version could not have run
+    (a device or property it did not have yet) has no hints to dump: the verdict
+    is then not applicable.
+    """
+    config = Config(tuple(parse_device_string(d) for d in record.devices))
     try:
-        config = Config(tuple(parse_device_string(d) for d in record.devices))
-        realized = realize(config, record.binary, defaults_at=record.machine, catalogue=catalogue)
+        if via_hints:
+            try:
+                hints = dump_hints(config, record.machine, catalogue=catalogue)
+            except CompatlabError:
+                return Verdict(True, "not dumpable on the machine type's version", False)
+            realized = realize(config, record.binary, hints=hints, catalogue=catalogue)
+        else:
+            realized = realize(
+                config, record.binary, defaults_at=record.machine, catalogue=catalogue
+            )
     except CompatlabError as exc:
         if record.error is not None:
             return Verdict(True)
