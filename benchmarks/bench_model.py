@@ -4,7 +4,7 @@
 
 Prints realize throughput (devices per second: resolve + build config space,
 for every device type's example on the newest version, and across all
-versions) and, when QEMU is installed, capture throughput (one-device configs
+versions), compat-hints dump and load throughput, and, when QEMU is installed, capture throughput (one-device configs
 per second, packed into shared QEMU starts). Compare runs by their JSON.
 """
 
@@ -59,6 +59,43 @@ def bench_realize(seconds: float) -> dict[str, float]:
     }
 
 
+def bench_hints(seconds: float) -> dict[str, float]:
+    """Dump (resolve on the old version + encode) and load (decode + resolve +
+    realize on the new version) of a six-device config's hints."""
+    from compatlab.hints import decode, encode
+    from compatlab.resolve import dump_hints
+    from compatlab.versions import Version
+
+    cat = builtin_catalogue()
+    old = Version(6, 0)
+    config = Config(
+        tuple(
+            parse_device_string((cat.types[d].example or d) + f",id=d{i}")
+            for i, d in enumerate(cat.devices(old)[:6])
+        )
+    )
+    blob = encode(dump_hints(config, old))
+
+    def dump() -> int:
+        encode(dump_hints(config, old))
+        return 1
+
+    def load() -> int:
+        realize(config, NEWEST, hints=decode(blob))
+        return 1
+
+    def decode_only() -> int:
+        decode(blob)
+        return 1
+
+    return {
+        "hints_dumps_per_s_6_devices": _rate(dump, seconds)[0],
+        "hints_loads_per_s_6_devices": _rate(load, seconds)[0],
+        "hints_decodes_per_s_6_devices": _rate(decode_only, seconds)[0],
+        "hints_blob_bytes_6_devices": float(len(blob)),
+    }
+
+
 def bench_capture() -> dict[str, float]:
     from compatlab.oracles.capture import capture_singles
     from compatlab.oracles.qemu import available_binaries
@@ -90,6 +127,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = bench_realize(args.seconds)
+    results.update(bench_hints(args.seconds))
     if not args.no_qemu:
         results.update(bench_capture())
     if args.json:

@@ -5,5 +5,15 @@ which values are interesting, comes from ``compatlab.catalogue``.
 """
 
 from strategies.configs import configs, device_specs, property_values, versions
+from strategies.hints import arbitrary_hints, hint_entries, hint_values, mutated_blobs
 
-__all__ = ["configs", "device_specs", "property_values", "versions"]
+__all__ = [
+    "configs",
+    "device_specs",
+    "property_values",
+    "versions",
+    "arbitrary_hints",
+    "hint_entries",
+    "hint_values",
+    "mutated_blobs",
+]
