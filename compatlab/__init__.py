@@ -6,7 +6,9 @@ Architecture — data flows one way, and a module imports only modules upstream:
       → pci/          config space, masks, BARs, capabilities (no device knowledge)
       → catalogue/    device types, property history as data, config-space builders
       → config        -device strings and JSON/TOML files
-      → resolve       config (+ hints) → a value and its source for every property
+      → hints/        compat hints: the value and its canonical file format
+      → resolve       config (+ hints) → a value and its source for every property;
+                      dump_hints goes back from a resolution to hints
       → realize       resolved devices → config space and masks
       → oracles/      real QEMU: run, capture, compare with the model
       → cli/          the only place that prints
@@ -19,10 +21,19 @@ from __future__ import annotations
 
 from compatlab.catalogue import Catalogue, builtin_catalogue
 from compatlab.config import Config, DeviceSpec, PciAddress, build_config, parse_device_string
-from compatlab.errors import CompatlabError, ConfigError, ExitCode
+from compatlab.errors import CompatlabError, ConfigError, ExitCode, HintsFormatError
+from compatlab.hints import HintEntry, Hints, decode, encode
 from compatlab.pci import ConfigSpace
 from compatlab.realize import Realized, RealizedDevice, realize
-from compatlab.resolve import Resolved, ResolvedConfig, ResolvedDevice, Source, resolve
+from compatlab.resolve import (
+    IgnoredHint,
+    Resolved,
+    ResolvedConfig,
+    ResolvedDevice,
+    Source,
+    dump_hints,
+    resolve,
+)
 from compatlab.versions import ALL_VERSIONS, NEWEST, OLDEST, Version
 
 __all__ = [
