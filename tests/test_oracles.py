@@ -20,6 +20,33 @@ def test_capture_records_round_trip(tmp_path: Path) -> None:
     assert CaptureRecord.from_json(ok.to_json()) == ok
 
 
+def test_write_probes_round_trip() -> None:
+    rec = CaptureRecord(
+        "7.2",
+        "7.2.22",
+        "7.2",
+        ("e1000,addr=03.0",),
+        ("00" * 256,),
+        None,
+        (("ff" * 256, "00" * 256),),
+    )
+    assert CaptureRecord.from_json(rec.to_json()) == rec
+
+
+def test_model_write_probe_shows_bar_sizes() -> None:
+    from compatlab.config import Config, parse_device_string
+    from compatlab.oracles.compare import model_write_probe
+    from compatlab.realize import realize
+
+    space = realize(Config((parse_device_string("pvpanic-pci"),)), "10.0").devices[0].space
+    ones, zeros = model_write_probe(space)
+    # BAR 0 is a 2-byte memory BAR: only address bits 1..31 stick (PCI 3.0 §6.2.5.1)
+    assert ones[0x10:0x14] == bytes.fromhex("feffffff")
+    assert zeros[0x10:0x14] == bytes(4)
+    # the vendor ID is read-only whatever is written
+    assert ones[0:2] == zeros[0:2] == bytes.fromhex("361b")
+
+
 def test_backends_are_made_once_per_name() -> None:
     args = backend_args(["virtio-blk-pci,drive=d0", "virtio-blk-pci,drive=d0", "e1000,netdev=n1"])
     assert args.count("-blockdev") == 1

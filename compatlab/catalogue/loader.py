@@ -43,6 +43,7 @@ def _prop(owner: str, name: str, spec: dict[str, Any], type_since: str) -> Prope
         guest_visible=bool(spec.get("guest_visible", False)),
         doc=str(spec.get("doc", "")),
         sweep=tuple(str(v) for v in spec.get("sweep", ())),
+        internal=bool(spec.get("internal", False)),
         owner=owner,
     )
 

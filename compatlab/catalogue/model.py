@@ -159,7 +159,7 @@ class Catalogue:
                 name: p
                 for name, variants in self._all_props(driver).items()
                 for p in variants
-                if _exists(p, version)
+                if _exists(p, version) and not p.internal
             }
             self._cache[key] = cached
         return cached
@@ -199,6 +199,8 @@ class Catalogue:
         default.
         """
         prop = _variant_at(self._all_props(driver)[name], as_of or version)
+        if prop.internal:
+            return prop.default
         chosen: CompatEntry | None = None
         ancestry = self.ancestry(driver)
         for entry in self.compat:

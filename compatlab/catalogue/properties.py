@@ -187,6 +187,9 @@ class PropertyDef:
     ``since`` is the first version with the property; ``until`` (exclusive), if
     set, the first version without it. ``guest_visible`` marks properties that
     change config space. ``sweep`` lists values worth capturing from real QEMU.
+    ``internal`` marks behaviour of an emulator release that QEMU changed without a
+    compat property: it cannot be set or hinted, and a release always uses its own
+    value (builders see it; resolution does not).
     """
 
     name: str
@@ -197,4 +200,5 @@ class PropertyDef:
     guest_visible: bool = False
     doc: str = ""
     sweep: tuple[str, ...] = ()
+    internal: bool = False
     owner: str = field(default="", compare=False)

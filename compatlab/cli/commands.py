@@ -258,7 +258,8 @@ def _qemu_capture(args: argparse.Namespace) -> int:
                 _progress(f"{driver}: {done}/{size} configs")
 
             total += write_records(
-                args.output, capture_singles(binary, machine, devices, progress=tick)
+                args.output,
+                capture_singles(binary, machine, devices, progress=tick, probe=args.probe),
             )
         _progress_done()
         print(f"{driver}: {len(items)} captures", file=sys.stderr)
@@ -272,7 +273,9 @@ def _qemu_capture(args: argparse.Namespace) -> int:
             for d, a in zip(config.devices, addrs, strict=True)
         ]
         for machine in machines:
-            total += write_records(args.output, [capture_one(binary, machine, strings)])
+            total += write_records(
+                args.output, [capture_one(binary, machine, strings, probe=args.probe)]
+            )
     elapsed = time.perf_counter() - started
     rate = total / elapsed if elapsed else 0.0
     print(

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     p.add_argument(
+        "--probe",
+        action="store_true",
+        help="also probe guest writes (all-ones, zeros) to every dword: checks wmask and BAR sizes",
+    )
+    p.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="JSON-lines file to append to"
     )
 

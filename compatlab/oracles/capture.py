@@ -7,7 +7,10 @@ One JSON object per line::
      "config_space": ["86800e10…"]}            # one 512-char hex string per device
 
 or, when QEMU refused the config, ``"error": "<QEMU's message>"`` instead of
-``config_space``. Every device string carries an explicit ``addr``.
+``config_space``. Every device string carries an explicit ``addr``. A capture
+with a guest write probe also holds ``"write_probe": [[ones, zeros], …]``, per
+device the 256 bytes read back after writing all-ones and after writing zeros to
+each dword in turn (:func:`compatlab.oracles.qemu.probe_sequence`).
 
 Capturing packs many one-device configs into one QEMU start (one slot each) and
 falls back to one start per config when QEMU refuses the batch, so that each
@@ -25,7 +28,7 @@ from typing import Any
 
 from compatlab.config import FIRST_SLOT, LAST_SLOT, PciAddress, parse_device_string
 from compatlab.errors import OracleError
-from compatlab.oracles.qemu import QemuBinary, Slot, run_batch
+from compatlab.oracles.qemu import BatchResult, QemuBinary, Slot, run_batch
 from compatlab.versions import Version
 
 
@@ -37,6 +40,7 @@ class CaptureRecord:
     devices: tuple[str, ...]
     config_space: tuple[str, ...] | None = None
     error: str | None = None
+    write_probe: tuple[tuple[str, str], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -49,12 +53,15 @@ class CaptureRecord:
             out["error"] = self.error
         else:
             out["config_space"] = list(self.config_space or ())
+        if self.write_probe is not None:
+            out["write_probe"] = [list(p) for p in self.write_probe]
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaptureRecord:
         """Inverse of :meth:`to_json`."""
         spaces = data.get("config_space")
+        probe = data.get("write_probe")
         return cls(
             binary=str(data["binary"]),
             release=str(data.get("release", data["binary"])),
@@ -62,6 +69,7 @@ class CaptureRecord:
             devices=tuple(data["devices"]),
             config_space=tuple(spaces) if spaces is not None else None,
             error=data.get("error"),
+            write_probe=tuple((str(a), str(b)) for a, b in probe) if probe is not None else None,
         )
 
 
@@ -101,9 +109,17 @@ def _with_addr(text: str, addr: PciAddress) -> str:
     return ",".join([parts[0], f"addr={addr}", *parts[1:]]) if spec.addr != addr else text
 
 
-def capture_one(binary: QemuBinary, machine: Version, devices: Sequence[str]) -> CaptureRecord:
+def _probes(result: BatchResult) -> tuple[tuple[str, str], ...] | None:
+    if result.probes is None:
+        return None
+    return tuple((ones.hex(), zeros.hex()) for ones, zeros in result.probes)
+
+
+def capture_one(
+    binary: QemuBinary, machine: Version, devices: Sequence[str], *, probe: bool = False
+) -> CaptureRecord:
     """Run one config (its devices all carry ``addr``) and record what QEMU did."""
-    result = run_batch(binary, machine, devices, _slots_of(devices))
+    result = run_batch(binary, machine, devices, _slots_of(devices), probe=probe)
     return CaptureRecord(
         binary=str(binary.version),
         release=binary.release,
@@ -111,6 +127,7 @@ def capture_one(binary: QemuBinary, machine: Version, devices: Sequence[str]) ->
         devices=tuple(devices),
         config_space=None if result.spaces is None else tuple(s.hex() for s in result.spaces),
         error=result.error,
+        write_probe=_probes(result),
     )
 
 
@@ -120,6 +137,7 @@ def capture_singles(
     devices: Sequence[str],
     *,
     progress: Callable[[int], None] | None = None,
+    probe: bool = False,
 ) -> list[CaptureRecord]:
     """Capture many one-device configs, packed into as few QEMU starts as possible.
 
@@ -133,16 +151,22 @@ def capture_singles(
             _with_addr(text, PciAddress(FIRST_SLOT + i, 0))
             for i, text in enumerate(devices[start : start + per_batch])
         ]
-        result = run_batch(binary, machine, chunk, _slots_of(chunk))
+        result = run_batch(binary, machine, chunk, _slots_of(chunk), probe=probe)
         if result.spaces is not None:
+            probes = _probes(result) or tuple((None,) * len(chunk))  # type: ignore[arg-type]
             out.extend(
                 CaptureRecord(
-                    str(binary.version), binary.release, str(machine), (text,), (space.hex(),)
+                    str(binary.version),
+                    binary.release,
+                    str(machine),
+                    (text,),
+                    (space.hex(),),
+                    write_probe=None if p is None else (p,),
                 )
-                for text, space in zip(chunk, result.spaces, strict=True)
+                for text, space, p in zip(chunk, result.spaces, probes, strict=True)
             )
         else:
-            out.extend(capture_one(binary, machine, [text]) for text in chunk)
+            out.extend(capture_one(binary, machine, [text], probe=probe) for text in chunk)
         if progress is not None:
             progress(len(chunk))
     return out

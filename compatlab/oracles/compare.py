@@ -14,6 +14,8 @@ from compatlab.catalogue import Catalogue
 from compatlab.config import Config, parse_device_string
 from compatlab.errors import CompatlabError
 from compatlab.oracles.capture import CaptureRecord
+from compatlab.oracles.qemu import probe_sequence
+from compatlab.pci.config_space import ConfigSpace
 from compatlab.realize import realize
 from compatlab.resolve import dump_hints
 
@@ -33,6 +35,22 @@ def byte_diff(expected: bytes, actual: bytes, limit: int = 8) -> str:
     ]
     more = f" (+{len(diffs) - limit} more)" if len(diffs) > limit else ""
     return "; ".join(diffs[:limit]) + more
+
+
+def model_write_probe(space: ConfigSpace) -> tuple[bytes, bytes]:
+    """The model's answer to the guest write probe QEMU gets (see
+    :func:`compatlab.oracles.qemu.probe_sequence`): bytes read back after writing
+    all-ones, and after writing zeros, to each dword in turn."""
+    ones = bytearray()
+    zeros = bytearray()
+    for offset in range(0, 256, 4):
+        original = space.read(offset)
+        for written, read in probe_sequence(offset, original):
+            if written is not None:
+                space = space.write(offset, written)
+            if read:
+                (zeros if written == 0 else ones).extend(space.config[offset : offset + 4])
+    return bytes(ones), bytes(zeros)
 
 
 def check_record(
@@ -71,4 +89,12 @@ def check_record(
         expected = bytes.fromhex(expected_hex)
         if dev.space.config != expected:
             return Verdict(False, f"{text}: {byte_diff(expected, dev.space.config)}")
+    for dev, text, probe in zip(
+        realized.devices, record.devices, record.write_probe or (), strict=False
+    ):
+        ones, zeros = model_write_probe(dev.space)
+        for label, got, want in (("ones", ones, probe[0]), ("zeros", zeros, probe[1])):
+            if got != bytes.fromhex(want):
+                detail = byte_diff(bytes.fromhex(want), got)
+                return Verdict(False, f"{text}: after writing {label}: {detail}")
     return Verdict(True)

@@ -138,10 +138,16 @@ class Slot:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """Either every device's 256 bytes, in the order asked, or QEMU's refusal."""
+    """Either every device's 256 bytes, in the order asked, or QEMU's refusal.
+
+    With a write probe, ``probes`` holds per device the bytes read back after the
+    guest wrote all-ones, and after it wrote zeros, to each dword in turn (see
+    :func:`probe_sequence`).
+    """
 
     spaces: tuple[bytes, ...] | None
     error: str | None
+    probes: tuple[tuple[bytes, bytes], ...] | None = None
 
     @property
     def refused(self) -> bool:
@@ -227,14 +233,55 @@ async def _read_spaces(qmp: object, slots: Sequence[Slot]) -> tuple[bytes, ...]:
     return tuple(spaces)
 
 
+def probe_sequence(offset: int, original: int) -> list[tuple[int | None, bool]]:
+    """The guest accesses of a write probe of one dword: (value written or None, read?).
+
+    Write all-ones and read back, write zeros and read back, write the original
+    value again. What reads back shows ``wmask`` (and BAR sizes) without touching
+    anything else; the last write leaves the register as it was.
+    """
+    return [(0xFFFFFFFF, True), (0, True), (original, False)]
+
+
+async def _probe_writes(qmp: object, s: Slot, original: bytes) -> tuple[bytes, bytes]:
+    execute = qmp.execute  # type: ignore[attr-defined]
+    calls = []
+    reads = []
+    for offset in range(0, 256, 4):
+        address = 0x80000000 | (s.slot << 11) | (s.function << 8) | offset
+        value = int.from_bytes(original[offset : offset + 4], "little")
+        calls.append(f"o /w 0xcf8 {address:#x}")
+        for written, read in probe_sequence(offset, value):
+            if written is not None:
+                calls.append(f"o /w 0xcfc {written:#x}")
+            if read:
+                reads.append(len(calls))
+                calls.append("i /w 0xcfc")
+    replies = await asyncio.gather(
+        *(execute("human-monitor-command", {"command-line": c}) for c in calls)
+    )
+    values = []
+    for index in reads:
+        match = _PORT_RE.search(str(replies[index]))
+        if match is None:
+            raise OracleError(f"unexpected monitor reply {replies[index]!r}")
+        values.append(int(match.group(1), 16))
+    ones = b"".join(v.to_bytes(4, "little") for v in values[0::2])
+    zeros = b"".join(v.to_bytes(4, "little") for v in values[1::2])
+    return ones, zeros
+
+
 async def _run(
     binary: QemuBinary,
     machine: Version,
     device_strings: Sequence[str],
     slots: Sequence[Slot],
     timeout: float,
+    probe: bool,
 ) -> BatchResult:
     from qemu.qmp import QMPClient
+
+    probes: tuple[tuple[bytes, bytes], ...] | None = None
 
     with tempfile.TemporaryDirectory(prefix="compatlab-qmp-") as tmp:
         sock = os.path.join(tmp, "qmp.sock")
@@ -252,6 +299,13 @@ async def _run(
             try:
                 await asyncio.wait_for(qmp.accept(), timeout)
                 spaces = await asyncio.wait_for(_read_spaces(qmp, slots), timeout)
+                if probe:
+                    probes = tuple(
+                        [
+                            await asyncio.wait_for(_probe_writes(qmp, slot, space), timeout)
+                            for slot, space in zip(slots, spaces, strict=True)
+                        ]
+                    )
             except TimeoutError:
                 if proc.returncode is None:
                     raise OracleError(
@@ -271,7 +325,7 @@ async def _run(
                 return BatchResult(None, _clean_error(stderr))
             with contextlib.suppress(Exception):
                 await qmp.execute("quit")
-            return BatchResult(spaces, None)
+            return BatchResult(spaces, None, probes)
         finally:
             with contextlib.suppress(Exception):
                 await qmp.disconnect()
@@ -289,11 +343,14 @@ def run_batch(
     slots: Sequence[Slot],
     *,
     timeout: float = START_TIMEOUT,
+    probe: bool = False,
 ) -> BatchResult:
     """Start ``binary`` on ``pc-i440fx-<machine>`` with the devices and read ``slots``.
 
     ``device_strings`` must give every device an explicit ``addr`` matching ``slots``.
+    With ``probe``, also run a guest write probe on every device (see
+    :func:`probe_sequence`).
     """
     if machine not in binary.machines:
         raise OracleError(f"{binary.describe()} has no machine type pc-i440fx-{machine}")
-    return asyncio.run(_run(binary, machine, device_strings, slots, timeout))
+    return asyncio.run(_run(binary, machine, device_strings, slots, timeout, probe))

@@ -198,6 +198,34 @@ class ConfigSpaceBuilder:
         )
 
 
+_MSI_MIN_SIZE = 0x0A
+_EXP_DEVCTL = 0x08
+_EXP_DEVCTL_BCR_FLR = 0x8000
+_MSI_FLAGS_ENABLE = 0x0001
+_MSI_FLAGS_QMASK = 0x000E
+_MSI_FLAGS_QSIZE = 0x0070
+
+
+def _msi_size(flags: int) -> int:
+    size = 0x0E if flags & 0x80 else 0x0A
+    return size + (0x0A if flags & 0x100 else 0)
+
+
+def _msi_clamp_qsize(config: bytearray, cap: int) -> None:
+    """Keep Multiple Message Enable within Multiple Message Capable.
+
+    PCI Local Bus 3.0 §6.8.1.3 forbids software to enable more vectors than the
+    function can take; QEMU's msi_write_config clamps it once MSI is enabled.
+    """
+    flags = _get(config, cap + 2, 2)
+    if not flags & _MSI_FLAGS_ENABLE:
+        return
+    enabled = (flags & _MSI_FLAGS_QSIZE) >> 4
+    capable = (flags & _MSI_FLAGS_QMASK) >> 1
+    if enabled > capable:
+        _put(config, cap + 2, (flags & ~_MSI_FLAGS_QSIZE) | (capable << 4), 2)
+
+
 @dataclass(frozen=True, slots=True)
 class Capability:
     offset: int
@@ -240,6 +268,49 @@ class ConfigSpace:
             wmask, w1c = self.wmask[addr], self.w1cmask[addr]
             config[addr] = (config[addr] & ~wmask & 0xFF) | (byte & wmask)
             config[addr] &= ~(byte & w1c) & 0xFF
+        msi = self.find_capability(regs.CAP_ID_MSI)
+        if msi is not None and offset < msi + _MSI_MIN_SIZE and msi < offset + width:
+            _msi_clamp_qsize(config, msi)
+        after = ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
+        exp = self.find_capability(regs.CAP_ID_EXP)
+        if (
+            exp is not None
+            and offset < exp + _EXP_DEVCTL + 2
+            and exp + _EXP_DEVCTL < offset + width
+        ):
+            devctl = after.read(exp + _EXP_DEVCTL, 2)
+            if devctl & _EXP_DEVCTL_BCR_FLR:
+                # PCIe Base 3.0 §6.6.2: Initiate Function Level Reset resets the
+                # function and always reads 0 (QEMU's pcie_cap_flr_write_config).
+                after = after.function_reset()
+                config = bytearray(after.config)
+                _put(config, exp + _EXP_DEVCTL, devctl & ~_EXP_DEVCTL_BCR_FLR, 2)
+                after = ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
+        return after
+
+    def function_reset(self) -> ConfigSpace:
+        """The registers a reset returns to their reset values (QEMU's
+        pci_do_device_reset, msi_reset, msix_reset): command and status bits a
+        guest can set, interrupt line, cache line size, BAR addresses, and the
+        MSI and MSI-X enables."""
+        config = bytearray(self.config)
+        for reg, width in ((regs.COMMAND, 2), (regs.STATUS, 2), (regs.INTERRUPT_LINE, 1)):
+            clear = _get(self.wmask, reg, width) | _get(self.w1cmask, reg, width)
+            _put(config, reg, _get(config, reg, width) & ~clear, width)
+        config[regs.CACHE_LINE_SIZE] = 0
+        for region in range(regs.NUM_BARS + 1):
+            bar = regs.bar_offset(region)
+            if _get(self.cmask, bar, 4):  # registered BARs are checked on migration
+                _put(config, bar, _get(config, bar, 4) & ~_get(self.wmask, bar, 4), 4)
+        msi = self.find_capability(regs.CAP_ID_MSI)
+        if msi is not None:
+            flags = _get(config, msi + 2, 2)
+            _put(config, msi + 2, flags & ~(_MSI_FLAGS_QSIZE | _MSI_FLAGS_ENABLE), 2)
+            size = _msi_size(flags)
+            config[msi + 4 : msi + size] = bytes(size - 4)
+        msix = self.find_capability(regs.CAP_ID_MSIX)
+        if msix is not None:
+            config[msix + 3] &= ~self.wmask[msix + 3] & 0xFF
         return ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
 
     def capabilities(self) -> Iterator[Capability]:

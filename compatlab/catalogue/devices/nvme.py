@@ -183,7 +183,8 @@ def build_nvme(ctx: BuildContext) -> ConfigSpace:
         size, table, pba = bar0_layout(max_ioqpairs + 1, vectors)
         cs.register_bar(0, size, BAR_MEM64)
         add_msix(cs, vectors, table_bar=0, table_offset=table, pba_bar=0, pba_offset=pba)
-    pcie.init_deverr(cs, exp)
+    if ctx.flag("_deverr_init"):
+        pcie.init_deverr(cs, exp)
 
     if ctx.int("cmb_size_mb"):
         cs.register_bar(CMB_BAR, ctx.int("cmb_size_mb") * MIB, BAR_MEM64_PREFETCH)
