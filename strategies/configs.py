@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ def versions(choices: Sequence[Version] = ALL_VERSIONS) -> st.SearchStrategy[Ver
     return st.sampled_from(list(reversed(choices)))
 
 
+@functools.cache
 def property_values(prop: PropertyDef) -> st.SearchStrategy[str]:
     """Command-line values for one property: its catalogue sweep values (valid and
     refused ones) and values drawn from its type. Shrinks towards the first sweep value."""

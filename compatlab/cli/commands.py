@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -349,3 +350,169 @@ def _qemu_discover(args: argparse.Namespace) -> int:
         quiet = [r["name"] for r in report["properties"] if not r["changes"]]
         print(f"  no config-space effect seen: {', '.join(quiet) or 'none'}")
     return ExitCode.OK
+
+
+# -- check --------------------------------------------------------------------------------
+
+
+def _check_worker(args: tuple[Any, str, list[Any]]) -> Any:
+    """Run one task in a worker and append its record to the worker's own file."""
+    from compatlab.invariants.runner import run_task
+    from compatlab.results import append
+
+    task, run_dir, findings = args
+    record = run_task(task, findings)
+    append(Path(run_dir) / f"records-{os.getpid()}.jsonl", record)
+    return record
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import concurrent.futures
+    import datetime
+    import random
+
+    from compatlab import profiles
+    from compatlab.catalogue import builtin_catalogue
+    from compatlab.invariants import get, registered
+    from compatlab.invariants.runner import (
+        Task,
+        load_findings,
+        matrix,
+        replay_corpus,
+        task_seed,
+    )
+    from compatlab.results import merge, summarize, write_meta
+    from compatlab.versions import version_range
+
+    profile = profiles.choose(args.profile)
+    names = [get(n).name for n in args.invariant] or list(registered())
+    versions = version_range(args.versions) if args.versions else ALL_VERSIONS
+    cat = builtin_catalogue()
+    for driver in args.device:
+        if driver not in cat.concrete:
+            from compatlab.errors import UnknownDeviceError
+
+            raise UnknownDeviceError(driver, cat.concrete)
+    devices: list[str | None] = list(args.device) or [None]
+    base_seed = args.seed if args.seed is not None else random.randrange(2**32)
+    workers = max(1, args.workers)
+    run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{base_seed:08x}"
+    run_dir = Path(args.out) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    findings = load_findings()
+
+    started = time.perf_counter()
+    replays = [] if args.no_replay else replay_corpus(invariants=names)
+    still = [r for r in replays if r.still_failing]
+    if replays:
+        print(
+            f"corpus: {len(replays)} saved failures replayed, {len(still)} still failing, "
+            f"{len(replays) - len(still)} fixed",
+            file=sys.stderr,
+        )
+        for r in still:
+            print(f"  still failing: {r.path} ({r.invariant}): {r.detail}", file=sys.stderr)
+
+    tasks = [
+        Task(name, tuple(map(str, vs)), dev, task_seed(base_seed, name, vs, dev), profile, run_id)
+        for name, vs, dev in matrix(names, versions, devices, base_seed)
+    ]
+    print(
+        f"check: {len(tasks)} runs ({len(names)} invariants, {len(versions)} versions, "
+        f"profile {profile}, seed {base_seed}, {workers} worker{'s' if workers > 1 else ''})",
+        file=sys.stderr,
+    )
+    records = []
+    failed = 0
+    last_report = 0.0
+    jobs = [(t, str(run_dir), findings) for t in tasks]
+
+    def tick(record: Any) -> None:
+        nonlocal failed, last_report
+        records.append(record)
+        failed += record.status in ("fail", "error")
+        now = time.perf_counter()
+        if sys.stderr.isatty():
+            _progress(
+                f"check: {len(records)}/{len(tasks)} runs, {failed} failed, {now - started:.0f}s"
+            )
+        elif now - last_report > 15 or len(records) == len(tasks):
+            last_report = now
+            print(
+                f"check: {len(records)}/{len(tasks)} runs, {failed} failed, {now - started:.0f}s",
+                file=sys.stderr,
+            )
+
+    try:
+        if workers == 1:
+            for job in jobs:
+                tick(_check_worker(job))
+        else:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+                for record in pool.map(_check_worker, jobs, chunksize=4):
+                    tick(record)
+    finally:
+        _progress_done()
+        table = merge(run_dir)
+        elapsed = time.perf_counter() - started
+        counts = summarize(records)
+        write_meta(
+            run_dir,
+            {
+                "run_id": run_id,
+                "profile": profile,
+                "seed": base_seed,
+                "versions": [str(v) for v in versions],
+                "invariants": names,
+                "devices": [d or "*" for d in devices],
+                "workers": workers,
+                "seconds": round(elapsed, 2),
+                "runs_planned": len(tasks),
+                "runs_done": len(records),
+                "examples": int(sum(r.examples for r in records)),
+                "corpus_replayed": len(replays),
+                "corpus_still_failing": [str(r.path) for r in still],
+            },
+        )
+    _print_check_summary(counts, records, elapsed)
+    print(f"results: {run_dir}/results.parquet ({len(table)} rows)", file=sys.stderr)
+    bad = [r for r in records if r.status in ("fail", "error")]
+    if args.strict:
+        bad += [r for r in records if r.status == "known"]
+    return ExitCode.FAILED if bad else ExitCode.OK
+
+
+def _print_check_summary(
+    counts: dict[str, dict[str, int]], records: list[Any], elapsed: float
+) -> None:
+    print(
+        f"{'invariant':<30} {'runs':>6} {'pass':>6} {'fail':>6} {'known':>6} {'skip':>5} {'error':>6} {'examples':>9}"
+    )
+    for name, row in counts.items():
+        runs = sum(row[k] for k in ("pass", "fail", "known", "skip", "error"))
+        print(
+            f"{name:<30} {runs:>6} {row['pass']:>6} {row['fail']:>6} {row['known']:>6} "
+            f"{row['skip']:>5} {row['error']:>6} {row['examples']:>9}"
+        )
+    examples = sum(r.examples for r in records)
+    rate = examples / elapsed if elapsed else 0.0
+    print(f"{len(records)} runs, {examples} examples in {elapsed:.1f}s ({rate:.0f} examples/s)")
+    shown: set[tuple[str, str]] = set()
+    for r in records:
+        if r.status not in ("fail", "error", "known") or (
+            r.failure is None and r.status != "error"
+        ):
+            continue
+        detail = json.loads(r.failure) if r.failure else {"detail": r.note, "config": []}
+        key = (r.invariant, detail.get("detail", ""))
+        if key in shown:
+            continue
+        shown.add(key)
+        label = {"fail": "FAILED", "error": "ERROR", "known": "known finding"}[r.status]
+        print(f"\n{label}: {r.invariant} {r.versions} (device {detail.get('device') or r.device})")
+        print(f"  {detail.get('detail')}")
+        if detail.get("config"):
+            print("  minimal config: " + " ".join(f"-device {s}" for s in detail["config"]))
+        if r.status == "known":
+            print(f"  why: {r.note}")
+        print(f"  reproduce: {r.reproduce}")

@@ -53,6 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
 
+    p = sub.add_parser("check", help="run the invariant suite across the version matrix")
+    p.add_argument(
+        "--profile",
+        help="Hypothesis profile: dev, ci, nightly, gate, fuzz "
+        "(default: $HYPOTHESIS_PROFILE, else dev)",
+    )
+    p.add_argument(
+        "--versions", metavar="A..B", help="versions to cover (A..B or A,B,C; default all)"
+    )
+    p.add_argument(
+        "--invariant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this invariant (repeatable)",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="DRIVER",
+        help="one record per device type instead of mixed configs (repeatable)",
+    )
+    p.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="worker processes")
+    p.add_argument("--seed", type=int, help="base seed (default: random; printed)")
+    p.add_argument("--out", default="reports/runs", metavar="DIR", help="where runs are kept")
+    p.add_argument("--no-replay", action="store_true", help="do not replay corpora/failures first")
+    p.add_argument("--strict", action="store_true", help="known findings fail the run too")
+
     h = sub.add_parser("hints", help="dump and inspect compat hints")
     hsub = h.add_subparsers(dest="hints_command", required=True, parser_class=_Parser)
     p = hsub.add_parser("dump", help="write the hints a version dumps for a config")

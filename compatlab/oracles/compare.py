@@ -8,15 +8,17 @@ unset values at M.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from compatlab.catalogue import Catalogue
 from compatlab.config import Config, parse_device_string
 from compatlab.errors import CompatlabError
+from compatlab.hints.model import Hints
 from compatlab.oracles.capture import CaptureRecord
 from compatlab.oracles.qemu import probe_sequence
 from compatlab.pci.config_space import ConfigSpace
-from compatlab.realize import realize
+from compatlab.realize import Realized, realize
 from compatlab.resolve import dump_hints
 
 
@@ -54,7 +56,12 @@ def model_write_probe(space: ConfigSpace) -> tuple[bytes, bytes]:
 
 
 def check_record(
-    record: CaptureRecord, catalogue: Catalogue | None = None, *, via_hints: bool = False
+    record: CaptureRecord,
+    catalogue: Catalogue | None = None,
+    *,
+    via_hints: bool = False,
+    realize_fn: Callable[..., Realized] = realize,
+    dump_fn: Callable[..., Hints] = dump_hints,
 ) -> Verdict:
     """Does the model do what QEMU did for this capture?
 
@@ -68,12 +75,12 @@ def check_record(
     try:
         if via_hints:
             try:
-                hints = dump_hints(config, record.machine, catalogue=catalogue)
+                hints = dump_fn(config, record.machine, catalogue=catalogue)
             except CompatlabError:
                 return Verdict(True, "not dumpable on the machine type's version", False)
-            realized = realize(config, record.binary, hints=hints, catalogue=catalogue)
+            realized = realize_fn(config, record.binary, hints=hints, catalogue=catalogue)
         else:
-            realized = realize(
+            realized = realize_fn(
                 config, record.binary, defaults_at=record.machine, catalogue=catalogue
             )
     except CompatlabError as exc:

@@ -1,0 +1,25 @@
+"""The invariant suite: named checks over generated inputs (DESIGN.md §3)."""
+
+from compatlab.invariants.registry import (
+    Case,
+    Failure,
+    Invariant,
+    Scope,
+    System,
+    Violation,
+    get,
+    invariant,
+    registered,
+)
+
+__all__ = [
+    "registered",
+    "get",
+    "invariant",
+    "Invariant",
+    "Case",
+    "System",
+    "Scope",
+    "Failure",
+    "Violation",
+]

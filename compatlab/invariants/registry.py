@@ -1,0 +1,186 @@
+"""The invariant registry: named, documented checks over generated inputs.
+
+An invariant registers itself with ``@invariant(name, statement=…, arity=…)`` on
+its check function; a duplicate name is an error at import time. ``arity`` is
+how many versions a case spans: 1 (V), 2 (U ≤ V) or 3 (U ≤ V ≤ W, with V drawn
+between the two ends the runner fixes). A check receives a :class:`Case` and the
+:class:`System` under test and raises :class:`Violation` with a structured
+:class:`Failure` when the invariant does not hold. Swapping a component of the
+system (a resolver in which hints beat config, a builder that drops a
+capability) is how the suite proves each invariant can fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from compatlab.config import Config
+from compatlab.errors import CatalogueError
+from compatlab.hints import Hints, decode, encode
+from compatlab.realize import realize, realize_resolved
+from compatlab.resolve import dump_hints, hints_of, resolve
+from compatlab.versions import Version
+
+
+@dataclass(frozen=True)
+class System:
+    """The components an invariant exercises; tests replace one to break it."""
+
+    resolve: Callable[..., Any] = resolve
+    realize: Callable[..., Any] = realize
+    realize_resolved: Callable[..., Any] = realize_resolved
+    dump: Callable[..., Hints] = dump_hints
+    hints_of: Callable[..., Hints] = hints_of
+    encode: Callable[[Hints], bytes] = encode
+    decode: Callable[[bytes], Hints] = decode
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One generated input: the versions it spans, a config and whatever else the
+    invariant draws (hints, guest writes, a property to touch)."""
+
+    versions: tuple[Version, ...]
+    config: Config
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An invariant violation as data: what failed, where, and how to see it again."""
+
+    invariant: str
+    versions: tuple[str, ...]
+    device: str | None
+    detail: str
+    offset: int | None = None
+    expected: str | None = None
+    actual: str | None = None
+    config: tuple[str, ...] = ()
+    driver: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "invariant": self.invariant,
+            "versions": list(self.versions),
+            "device": self.device,
+            "detail": self.detail,
+            "offset": self.offset,
+            "expected": self.expected,
+            "actual": self.actual,
+            "config": list(self.config),
+            "driver": self.driver,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Failure:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            invariant=str(data["invariant"]),
+            versions=tuple(data["versions"]),
+            device=data.get("device"),
+            detail=str(data["detail"]),
+            offset=data.get("offset"),
+            expected=data.get("expected"),
+            actual=data.get("actual"),
+            config=tuple(data.get("config", ())),
+            driver=data.get("driver"),
+        )
+
+
+class Violation(AssertionError):
+    """Raised by a check; carries the :class:`Failure`."""
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+        super().__init__(f"{failure.invariant}: {failure.detail}")
+
+
+Strategy = Callable[[tuple[Version, ...], "Scope"], st.SearchStrategy[Case]]
+Check = Callable[[Case, System], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a run is restricted to: device types (None: all)."""
+
+    drivers: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invariant:
+    name: str
+    statement: str
+    arity: int
+    strategy: Strategy
+    check: Check
+    needs_qemu: bool = False
+
+    def run(self, case: Case, system: System | None = None) -> None:
+        self.check(case, system or System())
+
+
+_REGISTRY: dict[str, Invariant] = {}
+
+
+def invariant(
+    name: str, *, statement: str, arity: int, strategy: Strategy, needs_qemu: bool = False
+) -> Callable[[Check], Check]:
+    """Register ``check`` as invariant ``name``."""
+
+    def register(check: Check) -> Check:
+        if name in _REGISTRY:
+            raise CatalogueError(f"invariant {name!r} is registered twice")
+        if arity not in (1, 2, 3):
+            raise CatalogueError(f"invariant {name!r}: arity must be 1, 2 or 3")
+        _REGISTRY[name] = Invariant(name, statement, arity, strategy, check, needs_qemu)
+        return check
+
+    return register
+
+
+def registered() -> Mapping[str, Invariant]:
+    """Every invariant, in registration order."""
+    from compatlab.invariants import checks  # noqa: F401  (registers the built-in set)
+
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> Invariant:
+    from compatlab.errors import ConfigError, did_you_mean
+
+    invariants = registered()
+    if name not in invariants:
+        raise ConfigError(f"unknown invariant {name!r}{did_you_mean(name, invariants)}")
+    return invariants[name]
+
+
+def fail(
+    case: Case,
+    name: str,
+    detail: str,
+    *,
+    device: str | None = None,
+    offset: int | None = None,
+    expected: str | None = None,
+    actual: str | None = None,
+    driver: str | None = None,
+) -> Violation:
+    """A :class:`Violation` for ``case`` (raise it)."""
+    return Violation(
+        Failure(
+            invariant=name,
+            versions=tuple(str(v) for v in case.versions),
+            device=device,
+            detail=detail,
+            offset=offset,
+            expected=expected,
+            actual=actual,
+            config=tuple(case.config.device_strings()),
+            driver=driver,
+        )
+    )

@@ -1,0 +1,185 @@
+"""Strategies for the invariant suite: ordered versions, valid configs, hint
+variations and guest config writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.catalogue.properties import PropertyDef
+from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, DeviceSpec, PciAddress
+from compatlab.errors import CompatlabError
+from compatlab.hints import HintEntry, Hints
+from compatlab.realize import realize
+from compatlab.versions import ALL_VERSIONS, Version
+from strategies.configs import _example_props
+
+
+def ordered_versions(
+    n: int, choices: Sequence[Version] = ALL_VERSIONS
+) -> st.SearchStrategy[tuple[Version, ...]]:
+    """``n`` versions in ascending order (repeats allowed); shrinks towards the oldest."""
+    return st.lists(st.sampled_from(list(choices)), min_size=n, max_size=n).map(
+        lambda vs: tuple(sorted(vs))
+    )
+
+
+_VISIBLE: dict[tuple[int, str, tuple[Version, ...]], tuple[str, ...]] = {}
+_ACCEPTED: dict[tuple[int, str, str, Version], tuple[str, ...]] = {}
+
+_INT_SPREAD = (0, 1, 2, 3, 4, 8, 16, 31, 32, 64, 128, 256, 1024, 2048)
+
+
+def _candidates(prop: PropertyDef) -> list[str]:
+    if prop.sweep:
+        return list(prop.sweep)
+    t = prop.type
+    if t.kind == "bool":
+        return ["on", "off"]
+    if t.kind == "onoffauto":
+        return ["on", "off", "auto"]
+    if t.kind == "enum":
+        return list(t.choices)
+    if t.bounds is not None:
+        low, high = t.bounds
+        return [str(v) for v in _INT_SPREAD if low <= v <= high]
+    return []
+
+
+def accepted_values(
+    cat: Catalogue, driver: str, name: str, versions: tuple[Version, ...]
+) -> tuple[str, ...]:
+    """Values of ``driver.name`` that every one of ``versions`` accepts on the device
+    alone (checked once per version against the model, then cached): most drawn
+    configs are then valid, and Hypothesis spends its examples on checks instead of
+    rejections."""
+    per_version = [set(_accepted_at(cat, driver, name, v)) for v in versions]
+    return tuple(
+        v for v in _accepted_at(cat, driver, name, versions[0]) if all(v in s for s in per_version)
+    )
+
+
+def _accepted_at(cat: Catalogue, driver: str, name: str, version: Version) -> tuple[str, ...]:
+    key = (id(cat), driver, name, version)
+    if key not in _ACCEPTED:
+        example = [(k, v) for k, v in _example_props(cat, driver) if k != name]
+        props = cat.properties(driver, version)
+        ok = []
+        if name in props:
+            for value in _candidates(props[name]):
+                config = Config((DeviceSpec(driver, "probe", None, (*example, (name, value))),))
+                try:
+                    realize(config, version, catalogue=cat)
+                except CompatlabError:
+                    continue
+                ok.append(value)
+        _ACCEPTED[key] = tuple(ok)
+    return _ACCEPTED[key]
+
+
+def _common_visible(cat: Catalogue, driver: str, versions: tuple[Version, ...]) -> tuple[str, ...]:
+    """Guest-visible properties of ``driver`` that exist in every one of ``versions``."""
+    key = (id(cat), driver, versions)
+    if key not in _VISIBLE:
+        common = set.intersection(*(set(cat.properties(driver, v)) for v in versions))
+        props = cat.properties(driver, min(versions))
+        _VISIBLE[key] = tuple(
+            sorted(n for n in common if props[n].guest_visible and n != "multifunction")
+        )
+    return _VISIBLE[key]
+
+
+@st.composite
+def valid_configs(
+    draw: st.DrawFn,
+    versions: Sequence[Version],
+    *,
+    catalogue: Catalogue | None = None,
+    drivers: Sequence[str] | None = None,
+    max_devices: int = 4,
+) -> Config:
+    """A config every one of ``versions`` accepts: devices that exist in the oldest,
+    guest-visible properties that exist in all of them, values they all take.
+
+    Shrinks towards one device with only its required properties, automatic address.
+    """
+    cat = catalogue or builtin_catalogue()
+    oldest = min(versions)
+    choices = [
+        d
+        for d in (drivers or cat.devices(oldest))
+        if all(cat.types[d].exists_in(v) for v in versions)
+    ]
+    assume(choices)
+    n = draw(st.integers(1, max_devices))
+    slots = draw(st.lists(st.integers(FIRST_SLOT, LAST_SLOT), min_size=n, max_size=n, unique=True))
+    devices: list[DeviceSpec] = []
+    for i in range(n):
+        driver = draw(st.sampled_from(choices))
+        props = cat.properties(driver, oldest)
+        visible = _common_visible(cat, driver, tuple(versions))
+        chosen = (
+            draw(st.lists(st.sampled_from(visible), unique=True, max_size=3)) if visible else []
+        )
+        pairs: list[tuple[str, str]] = []
+        for name, value in _example_props(cat, driver):
+            if props.get(name) is not None and props[name].type.kind == "link":
+                value = f"{value}{i}"
+            pairs.append((name, value))
+        taken = {name for name, _ in pairs}
+        for name in chosen:
+            values = accepted_values(cat, driver, name, tuple(versions))
+            if name not in taken and values:
+                pairs.append((name, draw(st.sampled_from(values))))
+        addr = PciAddress(slots[i]) if draw(st.booleans()) else None
+        devices.append(DeviceSpec(driver, f"dev{i}", addr, tuple(pairs)))
+    config = Config(tuple(devices))
+    for v in versions:
+        try:
+            realize(config, v, catalogue=cat)
+        except CompatlabError:
+            assume(False)
+    return config
+
+
+def guest_writes(max_writes: int = 8) -> st.SearchStrategy[list[tuple[int, int, int]]]:
+    """Guest config writes ``(offset, width, value)``, naturally aligned; shrinks
+    towards no writes."""
+    write = st.sampled_from([1, 2, 4]).flatmap(
+        lambda width: st.tuples(
+            st.integers(0, 256 // width - 1).map(lambda i, w=width: i * w),
+            st.just(width),
+            st.integers(0, (1 << (8 * width)) - 1),
+        )
+    )
+    return st.lists(write, max_size=max_writes)
+
+
+@st.composite
+def hint_variations(draw: st.DrawFn, hints: Hints, config: Config) -> Hints:
+    """Hints as a VM manager may hand them back: partial (entries or properties
+    dropped), with entries for devices not in the config, with a mismatched driver.
+    Shrinks towards the hints unchanged."""
+    entries = list(hints.entries)
+    keep = draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
+    out: list[HintEntry] = []
+    for entry, kept in zip(entries, keep, strict=True):
+        if not kept:
+            continue
+        props = entry.properties
+        if props and draw(st.booleans()):
+            drop = draw(st.sets(st.sampled_from([n for n, _ in props]), max_size=len(props)))
+            props = tuple((n, v) for n, v in props if n not in drop)
+        out.append(HintEntry(entry.identity, entry.driver, props))
+    ids = {d.id for d in config.devices}
+    for k in range(draw(st.integers(0, 2))):
+        out.append(HintEntry(f"absent{k}", "e1000", (("rombar", 0),)))
+    if out and draw(st.booleans()):
+        victim = draw(st.sampled_from(range(len(out))))
+        e = out[victim]
+        if e.identity in ids:
+            out[victim] = HintEntry(e.identity, "rtl8139" if e.driver != "rtl8139" else "e1000", ())
+    return Hints(hints.version, tuple(out))

@@ -1,0 +1,325 @@
+"""Every invariant of DESIGN.md §3 holds on the real system and can fail.
+
+For each registered invariant: a Hypothesis run against the real
+:class:`System` that passes (on the drivers and versions where the invariant
+holds, see ``HOLDS``), and a run against a system with one deliberately broken
+component (``compatlab.invariants.broken``) that must raise a
+:class:`Violation` naming the invariant, with a shrunk, minimal counterexample
+that the real system accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from compatlab.catalogue import builtin_catalogue
+from compatlab.config import Config, parse_device_string
+from compatlab.errors import CatalogueError
+from compatlab.invariants import (
+    Case,
+    Failure,
+    Invariant,
+    Scope,
+    System,
+    Violation,
+    broken,
+    checks,
+    get,
+    invariant,
+    registered,
+)
+from compatlab.versions import ALL_VERSIONS, Version
+from strategies.suite import ordered_versions
+from tests.conftest import require_qemu
+
+DESIGN_NAMES = (
+    "config-overrides-hints",
+    "no-hint-means-default",
+    "absent-device-hints-ignored",
+    "same-version-round-trip",
+    "upgrade-round-trip",
+    "upgrade-chain",
+    "hints-codec-round-trip",
+    "config-space-well-formed",
+    "migration-load-accepts",
+    "explicit-default-is-neutral",
+    "per-device-independence",
+    "guest-write-equivalence",
+    "model-matches-qemu",
+)
+
+_QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+
+
+def _between(low: str, high: str) -> tuple[Version, ...]:
+    lo, hi = Version.parse(low), Version.parse(high)
+    return tuple(v for v in ALL_VERSIONS if lo <= v <= hi)
+
+
+def _cases(
+    inv: Invariant, versions: Sequence[Version], drivers: tuple[str, ...] | None
+) -> st.SearchStrategy[Case]:
+    """Cases of ``inv`` over ordered version tuples drawn from ``versions``."""
+    scope = Scope(drivers=drivers)
+    return ordered_versions(inv.arity, versions).flatmap(lambda vs: inv.strategy(vs, scope))
+
+
+# -- registry -------------------------------------------------------------------------
+
+
+def test_every_design_invariant_is_registered() -> None:
+    names = registered()
+    missing = [name for name in DESIGN_NAMES if name not in names]
+    assert not missing, f"DESIGN.md §3 invariants not registered: {missing}"
+    for name in DESIGN_NAMES:
+        assert names[name].statement.strip(), name
+
+
+@pytest.mark.parametrize(
+    ("name", "arity"),
+    [("same-version-round-trip", 1), ("upgrade-round-trip", 2), ("upgrade-chain", 3)],
+    ids=lambda x: str(x),
+)
+def test_arity_follows_the_statement(name: str, arity: int) -> None:
+    # DESIGN.md §3: realize(V, …); for U ≤ V; for U ≤ V ≤ W.
+    assert get(name).arity == arity
+
+
+def test_registry_refuses_a_duplicate_name() -> None:
+    before = get("upgrade-round-trip")
+    with pytest.raises(CatalogueError, match="'upgrade-round-trip' is registered twice"):
+        invariant(
+            "upgrade-round-trip",
+            statement="an impostor",
+            arity=2,
+            strategy=lambda versions, scope: st.nothing(),
+        )(lambda case, system: None)
+    assert get("upgrade-round-trip") is before
+    assert before.check is checks.upgrade_round_trip
+
+
+def test_every_invariant_has_a_breakage() -> None:
+    assert set(broken.BROKEN) == set(registered())
+    assert {b.invariant for b in BREAKAGES} | {"model-matches-qemu"} == set(registered())
+
+
+# -- the real system --------------------------------------------------------------------
+
+NVME, BALLOON = "nvme", "virtio-balloon-pci"
+STABLE = tuple(d for d in builtin_catalogue().concrete if d not in (NVME, BALLOON))
+
+# Invariants comparing a device across an upgrade fail, on the real system, for two
+# devices whose guest-visible state changes without a compat property (in the model,
+# following QEMU):
+# - nvme in 6.0 (BAR 0 size, BAR 4 gone, MSI-X table and PBA offsets) and in 9.1
+#   (Device Control error-reporting enables made writable; corpora/findings.toml);
+# - virtio-balloon-pci in 4.0 (config size 16 on every machine type; 4.1 added
+#   qemu-4-0-config-size, so only V = 4.0 shows it).
+# They are run only on version ranges that do not straddle those releases.
+ACROSS_UPGRADE = (
+    "upgrade-round-trip",
+    "upgrade-chain",
+    "guest-write-equivalence",
+    "migration-load-accepts",
+)
+WHERE_STABLE: list[tuple[str, tuple[str, ...], tuple[Version, ...]]] = [
+    ("stable-drivers", STABLE, ALL_VERSIONS),
+    ("nvme-before-6.0", (NVME,), _between("1.4", "5.2")),
+    ("nvme-6.0-to-9.0", (NVME,), _between("6.0", "9.0")),
+    ("nvme-since-9.1", (NVME,), _between("9.1", "10.0")),
+    ("balloon-before-4.0", (BALLOON,), _between("1.4", "3.1")),
+    ("balloon-since-4.1", (BALLOON,), _between("4.1", "10.0")),
+]
+
+HOLDS = [
+    pytest.param(name, drivers, versions, id=f"{name}-{label}")
+    for name in DESIGN_NAMES
+    if name != "model-matches-qemu"
+    for label, drivers, versions in (
+        WHERE_STABLE if name in ACROSS_UPGRADE else [("all-drivers", None, ALL_VERSIONS)]
+    )
+]
+
+
+@pytest.mark.parametrize(("name", "drivers", "versions"), HOLDS)
+def test_holds_on_the_real_system(
+    name: str, drivers: tuple[str, ...] | None, versions: tuple[Version, ...]
+) -> None:
+    inv = get(name)
+
+    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=_QUIET)
+    @given(_cases(inv, versions, drivers))
+    def body(case: Case) -> None:
+        inv.run(case, System())
+
+    body()
+
+
+@pytest.mark.qemu
+def test_model_matches_qemu_holds() -> None:
+    binary = require_qemu("7.2")
+    inv = get("model-matches-qemu")
+
+    @settings(max_examples=8, deadline=None, database=None, suppress_health_check=_QUIET)
+    @given(_cases(inv, binary.machines, None))
+    def body(case: Case) -> None:
+        inv.run(case, System())
+
+    body()
+
+
+def test_the_nvme_9_1_finding_is_found() -> None:
+    """QEMU 9.1 made nvme's Device Control error-reporting enables (0x88, bits 0-3)
+    guest-writable on every machine type (corpora/findings.toml)."""
+    inv = get("upgrade-round-trip")
+    versions = (Version.parse("9.0"), Version.parse("9.1"))
+    failure, _ = _counterexample(inv, System(), versions, Scope((NVME,)))
+    assert (failure.driver, failure.offset) == (NVME, 0x88)
+    assert failure.detail.endswith("wmask differs at 0x88")
+    assert (failure.expected, failure.actual) == ("00", "0f")
+
+
+# -- broken systems -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """One broken system, where its defect shows, and what its minimal case looks like."""
+
+    invariant: str
+    label: str
+    versions: tuple[str, ...]
+    drivers: tuple[str, ...] | None
+    devices: int  # how many devices the minimal config needs to show the defect
+    minimal: str = ""  # what else the minimal case is: "one write", "one property", …
+    system: System | None = None  # default: broken.BROKEN[invariant]
+
+    @property
+    def broken_system(self) -> System:
+        return self.system or broken.BROKEN[self.invariant]
+
+
+NET = ("virtio-net-pci",)
+BREAKAGES = [
+    Breakage("config-overrides-hints", "hints-beat-config", ("2.4", "10.0"), None, 1),
+    Breakage("no-hint-means-default", "unhinted-take-oldest-values", ("10.0",), None, 1),
+    Breakage(
+        "absent-device-hints-ignored", "absent-hints-matched-by-driver", ("2.4", "10.0"),
+        ("e1000",), 1,
+    ),
+    Breakage("same-version-round-trip", "dump-holds-oldest-values", ("10.0",), NET, 1),
+    Breakage("upgrade-round-trip", "history-rule-forgotten", ("2.4", "10.0"), STABLE, 1),
+    Breakage("upgrade-chain", "re-dump-forgets-history", ("2.4", "7.2", "10.0"), STABLE, 1),
+    Breakage("hints-codec-round-trip", "nondeterministic-encode", ("10.0",), None, 0, "no hints"),
+    Breakage(
+        "hints-codec-round-trip", "decode-loses-a-property", ("10.0",), None, 0, "one property",
+        System(decode=broken.decode_drops_last_property),
+    ),
+    Breakage("config-space-well-formed", "capability-list-dropped", ("10.0",), None, 1),
+    Breakage(
+        "migration-load-accepts", "destination-bars-read-only", ("2.4", "10.0"), STABLE, 1,
+        "one write",
+    ),
+    Breakage("explicit-default-is-neutral", "explicit-means-newest-defaults", ("2.4",), NET, 1),
+    Breakage(
+        "per-device-independence", "properties-leak-between-devices", ("2.4", "10.0"), NET, 2
+    ),
+    Breakage(
+        "guest-write-equivalence", "destination-ignores-wmask", ("2.4", "10.0"), STABLE, 1,
+        "one write",
+    ),
+]  # fmt: skip
+
+
+def _counterexample(
+    inv: Invariant, system: System, versions: tuple[Version, ...], scope: Scope
+) -> tuple[Failure, Case]:
+    """Run ``inv`` against ``system`` under Hypothesis, expecting a violation: the
+    failure reported and the shrunk case it came from (Hypothesis replays it last)."""
+    seen: list[Case] = []
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        report_multiple_bugs=False,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no slow "explain" phase
+        suppress_health_check=_QUIET,
+    )
+    @given(inv.strategy(versions, scope))
+    def body(case: Case) -> None:
+        seen[:] = [case]
+        inv.run(case, system)
+
+    try:
+        body()
+    except Violation as exc:
+        return exc.failure, seen[-1]
+    pytest.fail(f"{inv.name} never failed on {[str(v) for v in versions]}")
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=[f"{b.invariant}-{b.label}" for b in BREAKAGES])
+def test_fails_on_a_broken_system(breakage: Breakage) -> None:
+    inv = get(breakage.invariant)
+    versions = tuple(Version.parse(v) for v in breakage.versions)
+    failure, case = _counterexample(inv, breakage.broken_system, versions, Scope(breakage.drivers))
+
+    assert failure.invariant == breakage.invariant
+    assert failure.versions == breakage.versions
+    assert failure.config == tuple(case.config.device_strings())
+    assert len(failure.config) == breakage.devices, failure.config
+    if breakage.drivers is not None and breakage.devices:
+        assert failure.driver in breakage.drivers
+    if breakage.minimal == "one write":
+        assert len(case.extra["writes"]) == 1
+    elif breakage.minimal == "no hints":
+        assert case.extra["hints"].entries == ()
+    elif breakage.minimal == "one property":
+        (entry,) = case.extra["hints"].entries
+        assert len(entry.properties) == 1
+    # The counterexample shows the broken component, not a defect of the real system.
+    inv.run(case, System())
+
+
+@pytest.mark.qemu
+def test_model_matches_qemu_fails_on_a_broken_realize(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_qemu("7.2")
+    from compatlab.oracles import qemu
+
+    # Shrinking replays many cases whose device strings are the same: start QEMU once each.
+    runs: dict[tuple[object, ...], qemu.BatchResult] = {}
+    real_run = qemu.run_batch
+
+    def run_once(
+        binary: qemu.QemuBinary,
+        machine: Version,
+        strings: Sequence[str],
+        slots: Sequence[qemu.Slot],
+    ) -> qemu.BatchResult:
+        key = (binary.path, machine, tuple(strings), tuple(slots))
+        if key not in runs:
+            runs[key] = real_run(binary, machine, strings, slots)
+        return runs[key]
+
+    monkeypatch.setattr(qemu, "run_batch", run_once)
+    inv = get("model-matches-qemu")
+    failure, _ = _counterexample(
+        inv, broken.BROKEN[inv.name], (Version.parse("7.2"),), Scope(("e1000",))
+    )
+    assert failure.invariant == "model-matches-qemu"
+    assert failure.config == ("e1000,id=dev0",)
+    assert "0x08" in failure.detail  # the revision ID byte
+
+
+@pytest.mark.qemu
+def test_model_matches_qemu_checks_the_system_under_test() -> None:
+    require_qemu("7.2")
+    case = Case((Version.parse("7.2"),), Config((parse_device_string("e1000,id=dev0"),)))
+    with pytest.raises(Violation):
+        get("model-matches-qemu").run(case, broken.BROKEN["model-matches-qemu"])
