@@ -497,22 +497,26 @@ def _print_check_summary(
     examples = sum(r.examples for r in records)
     rate = examples / elapsed if elapsed else 0.0
     print(f"{len(records)} runs, {examples} examples in {elapsed:.1f}s ({rate:.0f} examples/s)")
+    known: dict[str, list[Any]] = {}
+    for r in records:
+        if r.status == "known":
+            known.setdefault(r.note or "", []).append(r)
+    for reason, runs in known.items():
+        invariants = sorted({r.invariant for r in runs})
+        print(f"\nknown finding ({len(runs)} runs: {', '.join(invariants)}):")
+        print("  " + reason.splitlines()[0] + (" …" if "\n" in reason else ""))
     shown: set[tuple[str, str]] = set()
     for r in records:
-        if r.status not in ("fail", "error", "known") or (
-            r.failure is None and r.status != "error"
-        ):
+        if r.status not in ("fail", "error"):
             continue
         detail = json.loads(r.failure) if r.failure else {"detail": r.note, "config": []}
         key = (r.invariant, detail.get("detail", ""))
         if key in shown:
             continue
         shown.add(key)
-        label = {"fail": "FAILED", "error": "ERROR", "known": "known finding"}[r.status]
+        label = "FAILED" if r.status == "fail" else "ERROR"
         print(f"\n{label}: {r.invariant} {r.versions} (device {detail.get('device') or r.device})")
         print(f"  {detail.get('detail')}")
         if detail.get("config"):
             print("  minimal config: " + " ".join(f"-device {s}" for s in detail["config"]))
-        if r.status == "known":
-            print(f"  why: {r.note}")
         print(f"  reproduce: {r.reproduce}")
