@@ -162,24 +162,26 @@ def guest_writes(max_writes: int = 8) -> st.SearchStrategy[list[tuple[int, int, 
 def hint_variations(draw: st.DrawFn, hints: Hints, config: Config) -> Hints:
     """Hints as a VM manager may hand them back: partial (entries or properties
     dropped), with entries for devices not in the config, with a mismatched driver.
-    Shrinks towards the hints unchanged."""
-    entries = list(hints.entries)
-    keep = draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
+    Every choice shrinks towards "leave it as it is", so shrinking leads back to
+    the hints unchanged."""
+    identities = [e.identity for e in hints.entries]
+    dropped = draw(st.sets(st.sampled_from(identities))) if identities else set()
     out: list[HintEntry] = []
-    for entry, kept in zip(entries, keep, strict=True):
-        if not kept:
+    for entry in hints.entries:
+        if entry.identity in dropped:
             continue
         props = entry.properties
         if props and draw(st.booleans()):
-            drop = draw(st.sets(st.sampled_from([n for n, _ in props]), max_size=len(props)))
-            props = tuple((n, v) for n, v in props if n not in drop)
+            gone = draw(st.sets(st.sampled_from([n for n, _ in props]), max_size=len(props)))
+            props = tuple((n, v) for n, v in props if n not in gone)
         out.append(HintEntry(entry.identity, entry.driver, props))
-    ids = {d.id for d in config.devices}
     for k in range(draw(st.integers(0, 2))):
         out.append(HintEntry(f"absent{k}", "e1000", (("rombar", 0),)))
+    ids = {d.id for d in config.devices}
     if out and draw(st.booleans()):
         victim = draw(st.sampled_from(range(len(out))))
         e = out[victim]
         if e.identity in ids:
-            out[victim] = HintEntry(e.identity, "rtl8139" if e.driver != "rtl8139" else "e1000", ())
+            other = "rtl8139" if e.driver != "rtl8139" else "e1000"
+            out[victim] = HintEntry(e.identity, other, ())
     return Hints(hints.version, tuple(out))

@@ -12,10 +12,10 @@ from compatlab.hints import HintEntry, Hints
 from compatlab.invariants.registry import Case, Scope, System, fail, invariant
 from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpace
-from compatlab.resolve import Source, assign_addresses
+from compatlab.resolve import Source, assign_addresses, dump_hints
 from compatlab.versions import Version
 from strategies.hints import arbitrary_hints
-from strategies.suite import guest_writes, valid_configs
+from strategies.suite import guest_writes, hint_variations, valid_configs
 
 # -- shared helpers -----------------------------------------------------------------
 
@@ -71,10 +71,9 @@ def _twist(value: Any) -> Any:
     return f"{value}x" if value is not None else "x"
 
 
-def _conflicting_hints(case: Case, system: System, old: Version) -> Hints:
-    """Hints from ``old`` in which every property the config sets holds another value."""
-    hints = system.dump(case.config, old)
-    explicit = {(d.id or ""): {name for name, _ in d.properties} for d in case.config.devices}
+def _conflicting_hints(config: Config, hints: Hints) -> Hints:
+    """``hints`` with every property the config sets holding another value."""
+    explicit = {(d.id or ""): {name for name, _ in d.properties} for d in config.devices}
     return Hints(
         hints.version,
         tuple(
@@ -91,16 +90,25 @@ def _conflicting_hints(case: Case, system: System, old: Version) -> Hints:
     )
 
 
+@st.composite
+def _override_cases(draw: st.DrawFn, versions: tuple[Version, ...], scope: Scope) -> Case:
+    """A config, and hints as a VM manager may hand them back (dumped on the older
+    version, then made partial, padded with absent devices or given a mismatched
+    driver) in which every property the config sets holds another value."""
+    config = draw(_configs(versions, scope))
+    dumped = _conflicting_hints(config, dump_hints(config, versions[0]))
+    return Case(versions, config, {"hints": draw(hint_variations(dumped, config))})
+
+
 @invariant(
     "config-overrides-hints",
     statement="every property set in C resolves to C's value, whatever H holds",
     arity=2,
-    strategy=_cases,
+    strategy=lambda versions, scope: _override_cases(versions, scope),
 )
 def config_overrides_hints(case: Case, system: System) -> None:
-    old, new = case.versions
-    hints = _conflicting_hints(case, system, old)
-    resolved = system.resolve(case.config, new, hints=hints)
+    _, new = case.versions
+    resolved = system.resolve(case.config, new, hints=case.extra["hints"])
     cat = builtin_catalogue()
     for spec, dev in zip(case.config.devices, resolved.devices, strict=True):
         for name, raw in spec.properties:
