@@ -16,11 +16,9 @@ from hypothesis import strategies as st
 
 from compatlab.catalogue import builtin_catalogue
 from compatlab.config import Config, parse_device_string
-from compatlab.errors import CompatlabError
-from compatlab.oracles.capture import CaptureRecord
+from compatlab.oracles.capture import CaptureRecord, capture_config
 from compatlab.oracles.compare import check_record
 from compatlab.oracles.qemu import QemuBinary, Slot, run_batch
-from compatlab.resolve import assign_addresses
 from compatlab.versions import Version
 from strategies import configs
 from tests.conftest import require_qemu
@@ -51,20 +49,7 @@ def test_oracle_binaries_offer_the_expected_machine_types(qemu: QemuBinary) -> N
 
 
 def _run_config(binary: QemuBinary, machine: Version, config: Config) -> CaptureRecord:
-    strings = config.device_strings()
-    try:
-        slots = [Slot(a.slot, a.function) for a in assign_addresses(config)]
-    except CompatlabError:
-        slots = []
-    result = run_batch(binary, machine, strings, slots)
-    return CaptureRecord(
-        str(binary.version),
-        binary.release,
-        str(machine),
-        tuple(strings),
-        None if result.spaces is None else tuple(s.hex() for s in result.spaces),
-        result.error,
-    )
+    return capture_config(binary, machine, config)
 
 
 @pytest.mark.parametrize("release", ["7.2", "10.0"])

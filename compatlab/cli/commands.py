@@ -501,9 +501,9 @@ def _print_check_summary(
     for r in records:
         if r.status == "known":
             known.setdefault(r.note or "", []).append(r)
-    for reason, runs in known.items():
-        invariants = sorted({r.invariant for r in runs})
-        print(f"\nknown finding ({len(runs)} runs: {', '.join(invariants)}):")
+    for reason, explained in known.items():
+        invariants = sorted({r.invariant for r in explained})
+        print(f"\nknown finding ({len(explained)} runs: {', '.join(invariants)}):")
         print("  " + reason.splitlines()[0] + (" …" if "\n" in reason else ""))
     shown: set[tuple[str, str]] = set()
     for r in records:

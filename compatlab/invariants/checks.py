@@ -322,6 +322,14 @@ def _apply_writes(space: ConfigSpace, writes: list[tuple[int, int, int]]) -> Con
     return space
 
 
+def _source_and_upgraded(case: Case, system: System) -> Any:
+    """Each device as realized on U, beside the same device on V loaded with U's hints."""
+    old, new = case.versions
+    src = system.realize(case.config, old)
+    dst = system.realize(case.config, new, hints=system.dump(case.config, old))
+    return zip(src.devices, dst.devices, strict=True)
+
+
 @invariant(
     "migration-load-accepts",
     statement="the upgraded destination accepts the source's bytes under QEMU's load rule "
@@ -330,10 +338,7 @@ def _apply_writes(space: ConfigSpace, writes: list[tuple[int, int, int]]) -> Con
     strategy=lambda versions, scope: _cases(versions, scope, writes=guest_writes()),
 )
 def migration_load_accepts(case: Case, system: System) -> None:
-    old, new = case.versions
-    src = system.realize(case.config, old)
-    dst = system.realize(case.config, new, hints=system.dump(case.config, old))
-    for s, d in zip(src.devices, dst.devices, strict=True):
+    for s, d in _source_and_upgraded(case, system):
         sent = _apply_writes(s.space, case.extra["writes"]).config
         sp = d.space
         for i in range(256):
@@ -434,10 +439,7 @@ def per_device_independence(case: Case, system: System) -> None:
     strategy=lambda versions, scope: _cases(versions, scope, writes=guest_writes()),
 )
 def guest_write_equivalence(case: Case, system: System) -> None:
-    old, new = case.versions
-    src = system.realize(case.config, old)
-    dst = system.realize(case.config, new, hints=system.dump(case.config, old))
-    for s, d in zip(src.devices, dst.devices, strict=True):
+    for s, d in _source_and_upgraded(case, system):
         a = _apply_writes(s.space, case.extra["writes"]).config
         b = _apply_writes(d.space, case.extra["writes"]).config
         if a != b:
@@ -462,25 +464,15 @@ def guest_write_equivalence(case: Case, system: System) -> None:
     needs_qemu=True,
 )
 def model_matches_qemu(case: Case, system: System) -> None:
-    from compatlab.oracles.capture import CaptureRecord
+    from compatlab.oracles.capture import capture_config
     from compatlab.oracles.compare import check_record
-    from compatlab.oracles.qemu import Slot, available_binaries, run_batch
+    from compatlab.oracles.qemu import available_binaries
 
     (machine,) = case.versions
     binary = next((b for b in available_binaries() if machine in b.machines), None)
     if binary is None:
         return
-    strings = case.config.device_strings()
-    slots = [Slot(a.slot, a.function) for a in assign_addresses(case.config)]
-    result = run_batch(binary, machine, strings, slots)
-    record = CaptureRecord(
-        str(binary.version),
-        binary.release,
-        str(machine),
-        tuple(strings),
-        None if result.spaces is None else tuple(s.hex() for s in result.spaces),
-        result.error,
-    )
+    record = capture_config(binary, machine, case.config)
     verdict = check_record(record, via_hints=True, realize_fn=system.realize, dump_fn=system.dump)
     if not verdict.agrees:
         raise fail(case, "model-matches-qemu", f"QEMU {binary.release}: {verdict.detail}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compatlab.config import FIRST_SLOT, LAST_SLOT, PciAddress, parse_device_string
+from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress, parse_device_string
 from compatlab.errors import OracleError
 from compatlab.oracles.qemu import BatchResult, QemuBinary, Slot, run_batch
 from compatlab.versions import Version
@@ -127,6 +127,30 @@ def capture_one(
         devices=tuple(devices),
         config_space=None if result.spaces is None else tuple(s.hex() for s in result.spaces),
         error=result.error,
+        write_probe=_probes(result),
+    )
+
+
+def capture_config(binary: QemuBinary, machine: Version, config: Config) -> CaptureRecord:
+    """Run a config as given (addresses left out are assigned as QEMU does) and
+    record what QEMU did; a config whose addresses clash is sent as is, for QEMU
+    to refuse."""
+    from compatlab.errors import CompatlabError
+    from compatlab.resolve import assign_addresses
+
+    strings = config.device_strings()
+    try:
+        slots = [Slot(a.slot, a.function) for a in assign_addresses(config)]
+    except CompatlabError:
+        slots = []
+    result = run_batch(binary, machine, strings, slots)
+    return CaptureRecord(
+        str(binary.version),
+        binary.release,
+        str(machine),
+        tuple(strings),
+        None if result.spaces is None else tuple(s.hex() for s in result.spaces),
+        result.error,
         write_probe=_probes(result),
     )
 
