@@ -28,10 +28,11 @@ def _rate(strategy: object, check: object, seconds: float) -> float:
     while time.perf_counter() - start < seconds:
         counter = [0]
 
-        @settings(max_examples=50, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=50, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+        )
         @given(strategy)  # type: ignore[arg-type]
-        def run(case: Case) -> None:
+        def run(case: Case, counter: list[int] = counter) -> None:
             counter[0] += 1
             check(case)  # type: ignore[operator]
 
@@ -43,7 +44,9 @@ def _rate(strategy: object, check: object, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--versions", default="9.1,10.0", help="U,V[,W] (default avoids known findings)")
+    parser.add_argument(
+        "--versions", default="9.1,10.0", help="U,V[,W] (default avoids known findings)"
+    )
     parser.add_argument("--qemu", action="store_true", help="include model-matches-qemu")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -70,8 +73,10 @@ def main() -> None:
         return
     print(f"{'invariant':<30} {'strategy ex/s':>14} {'invariant ex/s':>15} {'ratio':>6}")
     for name, r in results.items():
-        print(f"{name:<30} {r['strategy_examples_per_s']:>14} {r['invariant_examples_per_s']:>15} "
-              f"{r['cost_ratio']:>6}")
+        print(
+            f"{name:<30} {r['strategy_examples_per_s']:>14} {r['invariant_examples_per_s']:>15} "
+            f"{r['cost_ratio']:>6}"
+        )
 
 
 if __name__ == "__main__":

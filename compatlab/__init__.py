@@ -11,7 +11,10 @@ Architecture — data flows one way, and a module imports only modules upstream:
                       dump_hints goes back from a resolution to hints
       → realize       resolved devices → config space and masks
       → oracles/      real QEMU: run, capture, compare with the model
-      → cli/          the only place that prints
+      → invariants/   named checks over generated inputs, the version-matrix runner
+      → results       result records, the pandas/Parquet results table
+      → report/       HTML, Markdown, JUnit XML and trends from the results table
+      → cli/          the only place that prints (with report writers)
 
 ``compatlab.pci`` depends only on the standard library; version knowledge lives
 in ``catalogue/data`` and nowhere else.

@@ -476,6 +476,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     _print_check_summary(counts, records, elapsed)
     print(f"results: {run_dir}/results.parquet ({len(table)} rows)", file=sys.stderr)
+    if not args.no_report:
+        from compatlab.report import write_report
+
+        written = write_report(run_dir)
+        html = next((p for p in written if p.name == "report.html"), None)
+        print(f"report: {html or run_dir}", file=sys.stderr)
     bad = [r for r in records if r.status in ("fail", "error")]
     if args.strict:
         bad += [r for r in records if r.status == "known"]
@@ -520,3 +526,24 @@ def _print_check_summary(
         if detail.get("config"):
             print("  minimal config: " + " ".join(f"-device {s}" for s in detail["config"]))
         print(f"  reproduce: {r.reproduce}")
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from compatlab.report import default_run, write_history, write_report
+
+    out = Path(args.out) if args.out else None
+    if args.history:
+        if args.run_dirs:
+            raise ConfigError("give either RUN_DIR... or --history DIR, not both")
+        for path in write_history(Path(args.history), out):
+            print(path)
+        return ExitCode.OK
+    run_dirs = [Path(d) for d in args.run_dirs] or [default_run()]
+    for run_dir in run_dirs:
+        target = out / run_dir.name if out is not None and len(run_dirs) > 1 else out
+        for path in write_report(run_dir, target):
+            print(path)
+    return ExitCode.OK

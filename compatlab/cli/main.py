@@ -81,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/runs", metavar="DIR", help="where runs are kept")
     p.add_argument("--no-replay", action="store_true", help="do not replay corpora/failures first")
     p.add_argument("--strict", action="store_true", help="known findings fail the run too")
+    p.add_argument(
+        "--no-report", action="store_true", help="do not write report.html, summary.md, junit.xml"
+    )
+
+    p = sub.add_parser("report", help="write HTML, Markdown, JUnit and CSV reports of runs")
+    p.add_argument(
+        "run_dirs", nargs="*", metavar="RUN_DIR", help="run folders (default: the latest run)"
+    )
+    p.add_argument(
+        "--history", metavar="DIR", help="compare the runs in DIR over time (history.html)"
+    )
+    p.add_argument("--out", metavar="DIR", help="write here instead of into each run folder")
 
     h = sub.add_parser("hints", help="dump and inspect compat hints")
     hsub = h.add_subparsers(dest="hints_command", required=True, parser_class=_Parser)
