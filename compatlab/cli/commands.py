@@ -400,6 +400,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     findings = load_findings()
+    from compatlab.invariants.runner import corpora_dir
+
+    if not corpora_dir().is_dir():
+        print(
+            f"compatlab: warning: no {corpora_dir()}/ here: known findings and the failure "
+            "corpus are not used (run from the repository root or set COMPATLAB_CORPORA)",
+            file=sys.stderr,
+        )
 
     started = time.perf_counter()
     replays = [] if args.no_replay else replay_corpus(invariants=names)
