@@ -172,6 +172,21 @@ def test_junit_has_one_testcase_per_record(seeded: tuple[Path, int, int]) -> Non
     assert failure is not None and "reproduce: compatlab check" in (failure.text or "")
 
 
+def test_junit_is_read_by_a_junit_parser(seeded: tuple[Path, int, int]) -> None:
+    # junitparser reads JUnit XML as CI systems (Jenkins, GitLab) do.
+    from junitparser import Failure as JFailure
+    from junitparser import JUnitXml, Skipped
+
+    run, n, failed = seeded
+    xml = JUnitXml.fromfile(str(run / "junit.xml"))
+    cases = [case for suite in xml for case in suite]
+    assert len(cases) == n
+    results = [type(r) for case in cases for r in case.result]
+    assert results.count(JFailure) == failed
+    assert results.count(Skipped) == 1
+    assert all(case.classname and case.name for case in cases)
+
+
 def test_csv_and_parquet(seeded: tuple[Path, int, int]) -> None:
     import pandas as pd
 
