@@ -152,7 +152,9 @@ def test_check_cli_writes_the_table_and_exit_codes(
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["seed"] == 5 and meta["runs_done"] == 3
     # the reports are written at the end of every run
-    assert {"report.html", "summary.md", "junit.xml", "results.csv"} <= {p.name for p in run_dir.iterdir()}
+    assert {"report.html", "summary.md", "junit.xml", "results.csv"} <= {
+        p.name for p in run_dir.iterdir()
+    }
     assert "upgrade-round-trip" in capsys.readouterr().out
 
 
