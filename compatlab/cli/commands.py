@@ -555,3 +555,36 @@ def cmd_report(args: argparse.Namespace) -> int:
         for path in write_report(run_dir, target):
             print(path)
     return ExitCode.OK
+
+
+# -- gate ---------------------------------------------------------------------------------
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from compatlab.gate import binary_gate, save_verdict
+    from compatlab.oracles.qemu import binary_for
+    from compatlab.versions import version_range
+
+    baseline = binary_for(args.baseline_binary)
+    candidate = binary_for(args.candidate_binary)
+    common = [m for m in baseline.machines if m in candidate.machines]
+    machines = [m for m in version_range(args.machines) if m in common] if args.machines else common
+    if not machines:
+        raise ConfigError(
+            f"{baseline.describe()} and {candidate.describe()} share no machine type there"
+        )
+    print(
+        f"gate: {baseline.describe()} against {candidate.describe()} on pc-i440fx-"
+        f"{machines[0]}..{machines[-1]}, {args.examples} configs",
+        file=sys.stderr,
+    )
+    verdict = binary_gate(baseline, candidate, machines, max_examples=args.examples)
+    if args.record:
+        save_verdict(verdict, Path(args.record))
+    if verdict.passed:
+        print(f"gate: PASS ({verdict.examples} configs, no guest-visible difference)")
+        return ExitCode.OK
+    diff = verdict.difference or {}
+    print(f"gate: FAIL on pc-i440fx-{diff.get('machine')}: {diff.get('what')}")
+    print("  minimal config: " + " ".join(f"-device {d}" for d in diff.get("config", [])))
+    return ExitCode.FAILED

@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", metavar="DIR", help="write here instead of into each run folder")
 
+    p = sub.add_parser("gate", help="release gate: compare two real QEMU binaries")
+    p.add_argument("--baseline-binary", required=True, metavar="VERSION", help="e.g. 7.2")
+    p.add_argument("--candidate-binary", required=True, metavar="VERSION", help="e.g. 10.0")
+    p.add_argument("--machines", metavar="A..B", help="machine types (default: all both offer)")
+    p.add_argument("--examples", type=int, default=25, metavar="N", help="configs to try")
+    p.add_argument("--record", metavar="FILE", help="write the verdict as JSON (corpora/gate/)")
+
     h = sub.add_parser("hints", help="dump and inspect compat hints")
     hsub = h.add_subparsers(dest="hints_command", required=True, parser_class=_Parser)
     p = hsub.add_parser("dump", help="write the hints a version dumps for a config")

@@ -131,7 +131,9 @@ def capture_one(
     )
 
 
-def capture_config(binary: QemuBinary, machine: Version, config: Config) -> CaptureRecord:
+def capture_config(
+    binary: QemuBinary, machine: Version, config: Config, *, probe: bool = False
+) -> CaptureRecord:
     """Run a config as given (addresses left out are assigned as QEMU does) and
     record what QEMU did; a config whose addresses clash is sent as is, for QEMU
     to refuse."""
@@ -143,7 +145,7 @@ def capture_config(binary: QemuBinary, machine: Version, config: Config) -> Capt
         slots = [Slot(a.slot, a.function) for a in assign_addresses(config)]
     except CompatlabError:
         slots = []
-    result = run_batch(binary, machine, strings, slots)
+    result = run_batch(binary, machine, strings, slots, probe=probe)
     return CaptureRecord(
         str(binary.version),
         binary.release,
