@@ -54,6 +54,20 @@ def _example_props(cat: Catalogue, driver: str) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in parse_device_string(example).properties]
 
 
+def required_pairs(
+    cat: Catalogue, driver: str, version: Version, index: int
+) -> list[tuple[str, str]]:
+    """The properties a device cannot do without (its catalogue example, e.g. a
+    backend), with backend names made unique to the device at ``index``."""
+    props = cat.properties(driver, version)
+    pairs = []
+    for name, value in _example_props(cat, driver):
+        if props.get(name) is not None and props[name].type.kind == "link":
+            value = f"{value}{index}"
+        pairs.append((name, value))
+    return pairs
+
+
 @st.composite
 def device_specs(
     draw: st.DrawFn,
@@ -72,11 +86,7 @@ def device_specs(
     props = cat.properties(driver, version)
     visible = sorted(n for n, p in props.items() if p.guest_visible and n != "multifunction")
     chosen = draw(st.lists(st.sampled_from(visible), unique=True, max_size=4)) if visible else []
-    pairs: list[tuple[str, str]] = []
-    for name, value in _example_props(cat, driver):
-        if props.get(name) is not None and props[name].type.kind == "link":
-            value = f"{value}{index}"
-        pairs.append((name, value))
+    pairs = required_pairs(cat, driver, version, index)
     taken = {name for name, _ in pairs}
     for name in chosen:
         if name not in taken:

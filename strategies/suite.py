@@ -15,7 +15,7 @@ from compatlab.errors import CompatlabError
 from compatlab.hints import HintEntry, Hints
 from compatlab.realize import realize
 from compatlab.versions import ALL_VERSIONS, Version
-from strategies.configs import _example_props
+from strategies.configs import _example_props, required_pairs
 
 
 def ordered_versions(
@@ -119,16 +119,11 @@ def valid_configs(
     devices: list[DeviceSpec] = []
     for i in range(n):
         driver = draw(st.sampled_from(choices))
-        props = cat.properties(driver, oldest)
         visible = _common_visible(cat, driver, tuple(versions))
         chosen = (
             draw(st.lists(st.sampled_from(visible), unique=True, max_size=3)) if visible else []
         )
-        pairs: list[tuple[str, str]] = []
-        for name, value in _example_props(cat, driver):
-            if props.get(name) is not None and props[name].type.kind == "link":
-                value = f"{value}{i}"
-            pairs.append((name, value))
+        pairs = required_pairs(cat, driver, oldest, i)
         taken = {name for name, _ in pairs}
         for name in chosen:
             values = accepted_values(cat, driver, name, tuple(versions))
