@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.builders import BuildContext, get_builder
 from compatlab.catalogue.loader import load_roms
 from compatlab.config import Config
@@ -85,7 +85,7 @@ def realize_device(
     Properties that do not exist in ``version`` reach the builder at their
     historical value for ``version``, so that builders need no version checks.
     """
-    cat = catalogue or builtin_catalogue()
+    cat = catalogue or active_catalogue()
     dtype = cat.types[dev.driver]
     ctx = BuildContext(
         driver=dev.driver,

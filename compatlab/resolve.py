@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.properties import PropertyParseError, Value
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress
 from compatlab.errors import AddressError, ConfigError, HintsVersionError
@@ -121,7 +121,7 @@ def resolve(
     ``pc-i440fx-<defaults_at>``: the oracle's mapping for configs that an older
     version could not have dumped hints for.
     """
-    cat = catalogue or builtin_catalogue()
+    cat = catalogue or active_catalogue()
     v = known_version(version)
     era = v if defaults_at is None else known_version(defaults_at)
     if era > v:

@@ -8,6 +8,9 @@ QEMU 7.2 or 10.0 (DESIGN.md §1): 1.4–1.7, 2.0–2.12, 3.0–3.1, 4.0–4.2, 5
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import total_ordering
 
@@ -29,7 +32,7 @@ class Version:
         """Parse ``"MAJOR.MINOR"``; the inverse of ``str()``. Any version, known or not."""
         match = _VERSION_RE.fullmatch(text.strip())
         if match is None:
-            raise UnknownVersionError(text, (str(v) for v in ALL_VERSIONS))
+            raise UnknownVersionError(text, (str(v) for v in active_versions()))
         return cls(int(match.group(1)), int(match.group(2)))
 
     def __lt__(self, other: object) -> bool:
@@ -57,24 +60,50 @@ def _series() -> tuple[Version, ...]:
 
 
 ALL_VERSIONS: tuple[Version, ...] = _series()
-_KNOWN: frozenset[Version] = frozenset(ALL_VERSIONS)
 OLDEST: Version = ALL_VERSIONS[0]
 NEWEST: Version = ALL_VERSIONS[-1]
 
+_ACTIVE: ContextVar[tuple[Version, ...]] = ContextVar("compatlab_versions", default=ALL_VERSIONS)
+
+
+def active_versions() -> tuple[Version, ...]:
+    """The versions of the catalogue in use: the built-in 38 unless a candidate
+    catalogue is active (see :func:`compatlab.catalogue.using_catalogue`)."""
+    return _ACTIVE.get()
+
+
+def newest() -> Version:
+    """The newest version of the catalogue in use (the default everywhere)."""
+    return _ACTIVE.get()[-1]
+
+
+@contextmanager
+def using_versions(versions: tuple[Version, ...]) -> Iterator[None]:
+    """Make ``versions`` (ascending, non-empty) the known versions inside the block."""
+    if not versions or list(versions) != sorted(set(versions)):
+        raise ValueError("versions must be ascending, distinct and non-empty")
+    token = _ACTIVE.set(versions)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
 
 def known_version(text: str | Version) -> Version:
-    """Parse a version and insist that the catalogue covers it."""
+    """Parse a version and insist that the catalogue in use covers it."""
     version = text if isinstance(text, Version) else Version.parse(text)
-    if version not in _KNOWN:
-        raise UnknownVersionError(str(text), (str(v) for v in ALL_VERSIONS))
+    known = _ACTIVE.get()
+    if version not in known:
+        raise UnknownVersionError(str(text), (str(v) for v in known))
     return version
 
 
 def version_range(spec: str) -> tuple[Version, ...]:
     """Versions selected by ``A..B`` (inclusive; either end may be omitted) or ``A,B,C``."""
+    known = _ACTIVE.get()
     if ".." in spec:
         low_text, _, high_text = spec.partition("..")
-        low = known_version(low_text) if low_text else OLDEST
-        high = known_version(high_text) if high_text else NEWEST
-        return tuple(v for v in ALL_VERSIONS if low <= v <= high)
+        low = known_version(low_text) if low_text else known[0]
+        high = known_version(high_text) if high_text else known[-1]
+        return tuple(v for v in known if low <= v <= high)
     return tuple(sorted({known_version(part) for part in spec.split(",") if part.strip()}))

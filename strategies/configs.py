@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.properties import PropertyDef
 from compatlab.config import (
     FIRST_SLOT,
@@ -17,12 +17,12 @@ from compatlab.config import (
     PciAddress,
     parse_device_string,
 )
-from compatlab.versions import ALL_VERSIONS, Version
+from compatlab.versions import Version, active_versions
 
 
-def versions(choices: Sequence[Version] = ALL_VERSIONS) -> st.SearchStrategy[Version]:
-    """A catalogue version; shrinks towards the newest."""
-    return st.sampled_from(list(reversed(choices)))
+def versions(choices: Sequence[Version] | None = None) -> st.SearchStrategy[Version]:
+    """A version of the catalogue in use (or of ``choices``); shrinks towards the newest."""
+    return st.sampled_from(list(reversed(choices or active_versions())))
 
 
 @functools.cache
@@ -81,7 +81,7 @@ def device_specs(
 
     Shrinks towards the first driver with only its example (required) properties.
     """
-    cat = catalogue or builtin_catalogue()
+    cat = catalogue or active_catalogue()
     driver = draw(st.sampled_from(list(drivers or cat.devices(version))))
     props = cat.properties(driver, version)
     visible = sorted(n for n, p in props.items() if p.guest_visible and n != "multifunction")

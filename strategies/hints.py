@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from compatlab.hints import HintEntry, Hints, encode
-from compatlab.versions import ALL_VERSIONS, Version
+from compatlab.versions import Version, active_versions
 
 _NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
 
@@ -35,7 +35,7 @@ def arbitrary_hints() -> st.SearchStrategy[Hints]:
     shrinks towards no devices from the newest version."""
     return st.builds(
         Hints,
-        version=st.sampled_from(list(reversed(ALL_VERSIONS)))
+        version=st.sampled_from(list(reversed(active_versions())))
         | st.builds(Version, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
         entries=st.lists(hint_entries(), unique_by=lambda e: e.identity, max_size=5).map(tuple),
     )

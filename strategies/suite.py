@@ -8,27 +8,27 @@ from collections.abc import Sequence
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from compatlab.catalogue import Catalogue, builtin_catalogue
+from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.properties import PropertyDef
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, DeviceSpec, PciAddress
 from compatlab.errors import CompatlabError
 from compatlab.hints import HintEntry, Hints
 from compatlab.realize import realize
-from compatlab.versions import ALL_VERSIONS, Version
+from compatlab.versions import Version, active_versions
 from strategies.configs import _example_props, required_pairs
 
 
 def ordered_versions(
-    n: int, choices: Sequence[Version] = ALL_VERSIONS
+    n: int, choices: Sequence[Version] | None = None
 ) -> st.SearchStrategy[tuple[Version, ...]]:
     """``n`` versions in ascending order (repeats allowed); shrinks towards the oldest."""
-    return st.lists(st.sampled_from(list(choices)), min_size=n, max_size=n).map(
-        lambda vs: tuple(sorted(vs))
-    )
+    return st.lists(
+        st.sampled_from(list(choices or active_versions())), min_size=n, max_size=n
+    ).map(lambda vs: tuple(sorted(vs)))
 
 
-_VISIBLE: dict[tuple[int, str, tuple[Version, ...]], tuple[str, ...]] = {}
-_ACCEPTED: dict[tuple[int, str, str, Version], tuple[str, ...]] = {}
+_VISIBLE: dict[tuple[Catalogue, str, tuple[Version, ...]], tuple[str, ...]] = {}
+_ACCEPTED: dict[tuple[Catalogue, str, str, Version], tuple[str, ...]] = {}
 
 _INT_SPREAD = (0, 1, 2, 3, 4, 8, 16, 31, 32, 64, 128, 256, 1024, 2048)
 
@@ -63,7 +63,7 @@ def accepted_values(
 
 
 def _accepted_at(cat: Catalogue, driver: str, name: str, version: Version) -> tuple[str, ...]:
-    key = (id(cat), driver, name, version)
+    key = (cat, driver, name, version)
     if key not in _ACCEPTED:
         example = [(k, v) for k, v in _example_props(cat, driver) if k != name]
         props = cat.properties(driver, version)
@@ -82,7 +82,7 @@ def _accepted_at(cat: Catalogue, driver: str, name: str, version: Version) -> tu
 
 def _common_visible(cat: Catalogue, driver: str, versions: tuple[Version, ...]) -> tuple[str, ...]:
     """Guest-visible properties of ``driver`` that exist in every one of ``versions``."""
-    key = (id(cat), driver, versions)
+    key = (cat, driver, versions)
     if key not in _VISIBLE:
         common = set.intersection(*(set(cat.properties(driver, v)) for v in versions))
         props = cat.properties(driver, min(versions))
@@ -106,7 +106,7 @@ def valid_configs(
 
     Shrinks towards one device with only its required properties, automatic address.
     """
-    cat = catalogue or builtin_catalogue()
+    cat = catalogue or active_catalogue()
     oldest = min(versions)
     choices = [
         d

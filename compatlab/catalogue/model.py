@@ -76,7 +76,7 @@ def _variant_at(variants: tuple[PropertyDef, ...], version: Version) -> Property
     return variants[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Catalogue:
     """Device types and compat entries, with the lookups the resolver needs."""
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from compatlab.catalogue import builtin_catalogue
+from compatlab.catalogue import active_catalogue
 from compatlab.config import Config, DeviceSpec
 from compatlab.hints import Hints, decode, encode
 from compatlab.hints.model import HintEntry
@@ -28,7 +28,7 @@ from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.realize import Realized, realize, realize_resolved
 from compatlab.resolve import Resolved, ResolvedConfig, ResolvedDevice, Source, hints_of, resolve
-from compatlab.versions import ALL_VERSIONS, Version
+from compatlab.versions import Version, active_versions
 
 Resolver = Callable[..., ResolvedConfig]
 Realizer = Callable[..., Realized]
@@ -88,7 +88,7 @@ def resolve_unhinted_as_oldest(
     resolved = resolve(config, version, hints=hints, **kw)
     if hints is None:
         return resolved
-    ancient = resolve(config, version, defaults_at=ALL_VERSIONS[0])
+    ancient = resolve(config, version, defaults_at=active_versions()[0])
     known = hints.by_identity()
     devices = tuple(
         dev if dev.identity in known else old
@@ -128,7 +128,7 @@ def resolve_without_history(
     """Rule 3 forgotten: a property the hints' version did not have takes V's default
     instead of its historical value for that version."""
     resolved = resolve(config, version, hints=hints, **kw)
-    cat = builtin_catalogue()
+    cat = active_catalogue()
 
     def change(_: int, dev: ResolvedDevice) -> Mapping[str, Resolved]:
         return {
@@ -147,8 +147,8 @@ def resolve_explicit_means_modern(
     """Unset confused with default: a device with any explicit property drops its
     version's compat values and takes the newest defaults for everything else."""
     resolved = resolve(config, version, hints=hints, **kw)
-    cat = builtin_catalogue()
-    newest = ALL_VERSIONS[-1]
+    cat = active_catalogue()
+    newest = active_versions()[-1]
 
     def change(i: int, dev: ResolvedDevice) -> Mapping[str, Resolved]:
         if not config.devices[i].properties:
@@ -187,7 +187,7 @@ def resolve_leaks_properties(
 def dump_from_oldest_era(config: Config, version: Version | str) -> Hints:
     """Hints labelled with the dumping version that hold the values of the oldest
     catalogue version (the machine type's defaults confused with the emulator's)."""
-    return hints_of(resolve(config, version, defaults_at=ALL_VERSIONS[0]))
+    return hints_of(resolve(config, version, defaults_at=active_versions()[0]))
 
 
 def hints_of_forgets_history(resolved: ResolvedConfig) -> Hints:

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from compatlab.catalogue import builtin_catalogue
+from compatlab.catalogue import active_catalogue
 from compatlab.config import Config, DeviceSpec
 from compatlab.hints import HintEntry, Hints
 from compatlab.invariants.registry import Case, Scope, System, fail, invariant
@@ -109,7 +109,7 @@ def _override_cases(draw: st.DrawFn, versions: tuple[Version, ...], scope: Scope
 def config_overrides_hints(case: Case, system: System) -> None:
     _, new = case.versions
     resolved = system.resolve(case.config, new, hints=case.extra["hints"])
-    cat = builtin_catalogue()
+    cat = active_catalogue()
     for spec, dev in zip(case.config.devices, resolved.devices, strict=True):
         for name, raw in spec.properties:
             want = cat.parse_value(spec.driver, name, raw, new)
@@ -360,7 +360,7 @@ def _neutral_cases(draw: st.DrawFn, versions: tuple[Version, ...], scope: Scope)
     config = draw(_configs(versions, scope))
     index = draw(st.integers(0, len(config.devices) - 1))
     spec = config.devices[index]
-    props = builtin_catalogue().properties(spec.driver, versions[0])
+    props = active_catalogue().properties(spec.driver, versions[0])
     visible = sorted(n for n, p in props.items() if p.guest_visible and n not in spec.props)
     name = draw(st.sampled_from(visible)) if visible else None
     return Case(versions, config, {"index": index, "property": name})
@@ -383,7 +383,7 @@ def explicit_default_is_neutral(case: Case, system: System) -> None:
     if value is None:
         return
     spec = case.config.devices[index]
-    ptype = builtin_catalogue().properties(spec.driver, version)[name].type
+    ptype = active_catalogue().properties(spec.driver, version)[name].type
     explicit = DeviceSpec(
         spec.driver, spec.id, spec.addr, (*spec.properties, (name, ptype.format(value)))
     )
