@@ -10,6 +10,7 @@ fails the gate, with the config shrunk to a minimal one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,3 +139,350 @@ def binary_gate(
 def save_verdict(verdict: GateVerdict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(verdict.to_json(), indent=2, sort_keys=True) + "\n")
+
+
+# -- candidate releases as data -------------------------------------------------------------
+
+GATE_INVARIANTS: tuple[str, ...] = (
+    "machine-type-upgrade",
+    "upgrade-round-trip",
+    "upgrade-chain",
+    "migration-load-accepts",
+    "guest-write-equivalence",
+)
+"""What the gate checks from every older version to the candidate. The machine-type
+view comes first: stored hints pin every property a version had, so a changed default
+with no history entry shows only when the candidate applies an old machine type."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateFailure:
+    """One invariant that fails from one older version to the candidate."""
+
+    invariant: str
+    versions: tuple[str, ...]
+    driver: str | None
+    status: str  # "fail"
+    failure: dict[str, Any]
+    explanation: tuple[str, ...] = ()
+    registers: tuple[dict[str, Any], ...] = ()
+    note: str | None = None
+    seconds: float = 0.0  # since the gate started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "invariant": self.invariant,
+            "versions": list(self.versions),
+            "driver": self.driver,
+            "status": self.status,
+            "failure": self.failure,
+            "explanation": list(self.explanation),
+            "registers": list(self.registers),
+            "note": self.note,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateVerdict:
+    candidate: str
+    base: str
+    baselines: tuple[str, ...]
+    drivers: tuple[str, ...]
+    profile: str
+    problems: tuple[dict[str, str], ...]
+    failures: tuple[GateFailure, ...]
+    runs: int
+    examples: int
+    seconds: float
+    complete: bool
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and not any(f.status == "fail" for f in self.failures)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "base": self.base,
+            "baselines": list(self.baselines),
+            "drivers": list(self.drivers),
+            "profile": self.profile,
+            "verdict": "pass" if self.passed else "fail",
+            "problems": list(self.problems),
+            "failures": [f.to_json() for f in self.failures],
+            "runs": self.runs,
+            "examples": self.examples,
+            "seconds": self.seconds,
+            "complete": self.complete,
+        }
+
+
+def candidate_gate(
+    cc: Any,
+    *,
+    baselines: Any = None,
+    profile: str = "gate",
+    drivers: Any = None,
+    seed: int = 0,
+    fail_fast: bool = False,
+    progress: Any = None,
+) -> CandidateVerdict:
+    """Run :data:`GATE_INVARIANTS` from every baseline version to ``cc``'s candidate.
+
+    ``cc`` is a :class:`compatlab.catalogue.candidate.CandidateCatalogue`; baselines
+    default to every version before the candidate; ``drivers`` to the device types
+    the candidate touches (the others behave exactly as on the base's newest
+    version, since builders never test versions). Tasks run newest baseline first
+    and machine-type view first, so a missing entry shows early; ``fail_fast`` stops
+    at the first failure.
+
+    A violation is the candidate's only if the same case holds from its source to
+    the base's newest release: breaks already in the released history (QEMU's own,
+    corpora/findings.toml) are not the candidate's to fix, so they are excused.
+    """
+    import random
+    import time
+
+    from compatlab.catalogue import using_catalogue
+    from compatlab.invariants.registry import Scope, Violation, get
+    from compatlab.invariants.runner import Task, run_task, task_seed
+
+    start = time.perf_counter()
+    cat = cc.catalogue
+    newest_released = cc.base.versions[-1]
+    n = cc.version
+    olds = sorted(baselines or [v for v in cat.versions if v < n], reverse=True)
+    chosen = tuple(drivers) if drivers is not None else cc.touched()
+    problems = tuple(p.to_json() for p in cc.problems)
+    failures: list[GateFailure] = []
+    runs = examples = 0
+    complete = True
+    if problems and fail_fast:
+        complete = False
+    elif chosen:
+        rng = random.Random(f"{seed}:gate:{n}")
+        tasks: list[tuple[str, tuple[Version, ...]]] = []
+        for name in GATE_INVARIANTS:
+            for u in olds:
+                if get(name).arity == 3:
+                    middle = rng.choice([v for v in cat.versions if u <= v <= n])
+                    tasks.append((name, (u, middle, n)))
+                else:
+                    tasks.append((name, (u, n)))
+        with using_catalogue(cat):
+            for i, (name, versions) in enumerate(tasks, start=1):
+                present = tuple(d for d in chosen if cat.types[d].exists_in(versions[0]))
+                if not present:  # no guest of that version can have these devices
+                    if progress is not None:
+                        progress(i, len(tasks), sum(f.status == "fail" for f in failures))
+                    continue
+                scope = Scope(drivers=present, last_may_refuse=True)
+                inv = get(name)
+
+                def inherited(case: Any, inv: Any = inv) -> bool:
+                    """The case fails already from its source to the base's newest
+                    release: a break of the released history, not of the candidate."""
+                    *head, _ = case.versions
+                    before = (*tuple(min(v, newest_released) for v in head), newest_released)
+                    try:
+                        inv.run(dataclasses.replace(case, versions=before))
+                    except Violation:
+                        return True
+                    except Exception:
+                        return False
+                    return False
+
+                texts = tuple(str(v) for v in versions)
+                task = Task(
+                    name, texts, None, task_seed(seed, name, versions, None), profile, "gate"
+                )
+                record = run_task(task, (), scope=scope, keep_failures=False, excuse=inherited)
+                runs += 1
+                examples += record.examples
+                if record.status == "error":
+                    raise RuntimeError(f"{name} {'..'.join(texts)}: {record.note}")
+                if record.status == "fail" and record.failure:
+                    data = json.loads(record.failure)
+                    lines, regs = explain(cc, name, versions, data)
+                    failures.append(
+                        GateFailure(
+                            name,
+                            texts,
+                            data.get("driver"),
+                            record.status,
+                            data,
+                            tuple(lines),
+                            tuple(regs),
+                            record.note,
+                            round(time.perf_counter() - start, 3),
+                        )
+                    )
+                if progress is not None:
+                    progress(i, len(tasks), sum(f.status == "fail" for f in failures))
+                if fail_fast and any(f.status == "fail" for f in failures):
+                    complete = i == len(tasks)
+                    break
+    return CandidateVerdict(
+        candidate=str(n),
+        base=str(cc.base.versions[-1]),
+        baselines=tuple(str(v) for v in sorted(olds)),
+        drivers=chosen,
+        profile=profile,
+        problems=problems,
+        failures=tuple(failures),
+        runs=runs,
+        examples=examples,
+        seconds=round(time.perf_counter() - start, 3),
+        complete=complete,
+    )
+
+
+def _builder_inputs(
+    cat: Any, config: Config, version: Version, device: str | None, **kw: Any
+) -> tuple[Any, dict[str, Any]] | None:
+    """The failing device as realized, and every value its builder saw."""
+    from compatlab.realize import realize_resolved
+    from compatlab.resolve import resolve
+
+    resolved = resolve(config, version, catalogue=cat, **kw)
+    realized = realize_resolved(resolved, catalogue=cat)
+    for dev, rd in zip(resolved.devices, realized.devices, strict=True):
+        if device is None or dev.identity == device:
+            return rd, {**cat.all_values_at(dev.driver, version), **dev.values()}
+    return None
+
+
+def _rebuild(cat: Any, driver: str, realized: Any, values: dict[str, Any]) -> Any:
+    from compatlab.catalogue.builders import BuildContext, get_builder
+    from compatlab.realize import _roms
+
+    dev = realized.device
+    ctx = BuildContext(
+        driver=driver,
+        device_id=dev.id,
+        props=values,
+        slot=dev.addr.slot,
+        function=dev.addr.function,
+        roms=_roms(),
+    )
+    return get_builder(cat.types[driver].builder or driver)(ctx)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return all(getattr(a, k) == getattr(b, k) for k in ("config", "wmask", "w1cmask", "cmask"))
+
+
+def explain(
+    cc: Any, invariant: str, versions: tuple[Version, ...], failure: dict[str, Any]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Which property of the candidate makes the failing device differ, and the entry
+    that would fix it; and the register-level diff of the device.
+
+    Every property whose value the builder sees differently on the source and on the
+    candidate is tried alone: set back to the source's value, does the device come
+    out as the source's? The history entry that fixes the candidate is then the
+    value the source had, for every version from the source up to the newest one
+    where the candidate's machine-type view still disagrees.
+    """
+    from compatlab.catalogue import using_catalogue
+    from compatlab.config import parse_device_string
+    from compatlab.errors import CompatlabError
+    from compatlab.invariants.registry import Failure
+    from compatlab.report.registers import field_name
+    from compatlab.resolve import dump_hints, hints_of, resolve
+
+    cat = cc.catalogue
+    old, new = versions[0], versions[-1]
+    config = Config(tuple(parse_device_string(s) for s in failure.get("config", ())))
+    device, driver = failure.get("device"), failure.get("driver")
+    lines: list[str] = []
+    regs: list[dict[str, Any]] = []
+    with using_catalogue(cat):
+        try:
+            src = _builder_inputs(cat, config, old, device)
+            if invariant == "machine-type-upgrade":
+                dst = _builder_inputs(cat, config, new, device, defaults_at=old)
+            elif invariant == "upgrade-chain":
+                middle = resolve(config, versions[1], hints=dump_hints(config, old), catalogue=cat)
+                dst = _builder_inputs(cat, config, new, device, hints=hints_of(middle))
+            else:
+                dst = _builder_inputs(cat, config, new, device, hints=dump_hints(config, old))
+        except CompatlabError as exc:
+            return [f"{new} refuses the config: {exc}"], []
+        if src is None or dst is None or driver is None:
+            return [], []
+        (src_dev, src_vals), (dst_dev, dst_vals) = src, dst
+        fail_obj = Failure.from_json(failure)
+        for kind in ("config", "wmask", "w1cmask", "cmask"):
+            a, b = getattr(src_dev.space, kind), getattr(dst_dev.space, kind)
+            for off in (i for i in range(256) if a[i] != b[i]):
+                regs.append(
+                    {
+                        "image": kind,
+                        "offset": off,
+                        "field": field_name(off, fail_obj),
+                        "expected": f"{a[off]:02x}",
+                        "actual": f"{b[off]:02x}",
+                    }
+                )
+        differing = sorted(
+            p for p in set(src_vals) | set(dst_vals) if src_vals.get(p) != dst_vals.get(p)
+        )
+
+        def fixes(values: dict[str, Any]) -> bool:
+            try:
+                return _same(_rebuild(cat, driver, dst_dev, values), src_dev.space)
+            except (CompatlabError, TypeError, ValueError, KeyError):
+                return False
+
+        culprits = [p for p in differing if fixes({**dst_vals, p: src_vals.get(p)})]
+        if not culprits and differing and fixes({**dst_vals, **src_vals}):
+            culprits = differing
+        for p in culprits:
+            lines.append(_entry_needed(cc, driver, p, old, src_vals.get(p), dst_vals.get(p)))
+        if not culprits:
+            lines.append(
+                f"no property of {driver} explains the difference: the candidate changed "
+                "behaviour that only a builder change could cause"
+            )
+    return lines, regs[:32]
+
+
+def _entry_needed(cc: Any, driver: str, prop: str, old: Version, was: Any, now: Any) -> str:
+    cat, base = cc.catalogue, cc.base
+    n = cc.version
+    fmt = _formatter(cat, driver, prop, n)
+    released = [v for v in base.versions if v >= old]
+    upto = old
+    for v in released:
+        before = base.all_values_at(driver, v).get(prop, was)
+        if before == was and cat.default(driver, prop, v, as_of=n) != was:
+            upto = v
+        else:
+            break
+    props_at_old = base.properties(driver, old)
+    internal = prop not in cat.properties(driver, n)
+    if internal:
+        return (
+            f"{driver}: behaviour {prop} changed {fmt(was)} → {fmt(now)} in {n} without a "
+            f"compat property; make it a property with a history entry {prop}={fmt(was)} "
+            f"for versions ≤ {upto}"
+        )
+    if prop in props_at_old:
+        return (
+            f"{driver}.{prop} changed {fmt(was)} → {fmt(now)} in {n}; versions ≤ {upto} "
+            f"need a history entry {prop}={fmt(was)}"
+        )
+    return (
+        f"{driver}.{prop} is new in {n} (default {fmt(now)}) and changes what guests of "
+        f"versions ≤ {upto} see; they need a history entry {prop}={fmt(was)}"
+    )
+
+
+def _formatter(cat: Any, driver: str, prop: str, version: Version) -> Any:
+    props = cat.properties(driver, version)
+    if prop in props:
+        ptype = props[prop].type
+        return lambda v: "(unset)" if v is None else ptype.format(v)
+    return lambda v: "on" if v is True else "off" if v is False else str(v)

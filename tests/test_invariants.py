@@ -123,6 +123,7 @@ STABLE = tuple(d for d in builtin_catalogue().concrete if d not in (NVME, BALLOO
 # They are run only on version ranges that do not straddle those releases.
 ACROSS_UPGRADE = (
     "upgrade-round-trip",
+    "machine-type-upgrade",
     "upgrade-chain",
     "guest-write-equivalence",
     "migration-load-accepts",
@@ -138,7 +139,7 @@ WHERE_STABLE: list[tuple[str, tuple[str, ...], tuple[Version, ...]]] = [
 
 HOLDS = [
     pytest.param(name, drivers, versions, id=f"{name}-{label}")
-    for name in DESIGN_NAMES
+    for name in (*DESIGN_NAMES, "machine-type-upgrade")
     if name != "model-matches-qemu"
     for label, drivers, versions in (
         WHERE_STABLE if name in ACROSS_UPGRADE else [("all-drivers", None, ALL_VERSIONS)]
@@ -215,6 +216,7 @@ BREAKAGES = [
     Breakage("same-version-round-trip", "dump-holds-oldest-values", ("10.0",), NET, 1),
     Breakage("upgrade-round-trip", "history-rule-forgotten", ("2.4", "10.0"), STABLE, 1),
     Breakage("upgrade-chain", "re-dump-forgets-history", ("2.4", "7.2", "10.0"), STABLE, 1),
+    Breakage("machine-type-upgrade", "machine-type-pins-nothing", ("2.4", "10.0"), STABLE, 1),
     Breakage("hints-codec-round-trip", "nondeterministic-encode", ("10.0",), None, 0, "no hints"),
     Breakage(
         "hints-codec-round-trip", "decode-loses-a-property", ("10.0",), None, 0, "one property",

@@ -78,11 +78,19 @@ def _variant_at(variants: tuple[PropertyDef, ...], version: Version) -> Property
 
 @dataclass(frozen=True, eq=False)
 class Catalogue:
-    """Device types and compat entries, with the lookups the resolver needs."""
+    """Device types and compat entries, with the lookups the resolver needs.
+
+    A candidate catalogue (:mod:`compatlab.catalogue.candidate`) keeps the catalogue
+    of the versions already ``released``: every lookup made with the data of a
+    released version (``version``, or ``as_of`` when given) is answered by it, since
+    a shipped release cannot change; only lookups with the candidate's own data see
+    the candidate's types and compat entries.
+    """
 
     types: Mapping[str, DeviceType]
     compat: tuple[CompatEntry, ...]
     versions: tuple[Version, ...] = ALL_VERSIONS
+    released: Catalogue | None = None
     _cache: dict[tuple[str, Version], Mapping[str, PropertyDef]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -129,13 +137,24 @@ class Catalogue:
     def concrete(self) -> tuple[str, ...]:
         return tuple(sorted(n for n, t in self.types.items() if not t.abstract))
 
+    def _era(self, version: Version) -> Catalogue | None:
+        """The released catalogue that answers for ``version``, if it is not ours."""
+        released = self.released
+        if released is not None and version <= released.versions[-1]:
+            return released
+        return None
+
     def devices(self, version: Version) -> tuple[str, ...]:
         """Concrete device types that exist in ``version``."""
+        if (era := self._era(version)) is not None:
+            return era.devices(version)
         return tuple(n for n in self.concrete if self.types[n].exists_in(version))
 
     # -- lookups ------------------------------------------------------------
 
     def device(self, driver: str, version: Version) -> DeviceType:
+        if (era := self._era(version)) is not None and driver in era.types:
+            return era.device(driver, version)
         t = self.types.get(driver)
         if t is None or t.abstract:
             raise UnknownDeviceError(driver, self.concrete)
@@ -152,6 +171,8 @@ class Catalogue:
 
     def properties(self, driver: str, version: Version) -> Mapping[str, PropertyDef]:
         """Every property ``driver`` has in ``version``, inherited ones included."""
+        if (era := self._era(version)) is not None and driver in era.types:
+            return era.properties(driver, version)
         key = (driver, version)
         cached = self._cache.get(key)
         if cached is None:
@@ -198,6 +219,8 @@ class Catalogue:
         compat entries with its own property types and falls back to its own
         default.
         """
+        if (era := self._era(as_of or version)) is not None and driver in era.types:
+            return era.default(driver, name, version, as_of=as_of)
         prop = _variant_at(self._all_props(driver)[name], as_of or version)
         if prop.internal:
             return prop.default
@@ -226,6 +249,8 @@ class Catalogue:
         Builders see these values under the resolved ones, so a property that did
         not exist yet still takes its historical value (the behaviour of its time).
         """
+        if (era := self._era(as_of or version)) is not None and driver in era.types:
+            return era.all_values_at(driver, version, as_of=as_of)
         key = (driver, version, as_of or version)
         cached = self._values_cache.get(key)
         if cached is None:

@@ -561,6 +561,120 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    binaries = args.baseline_binary is not None or args.candidate_binary is not None
+    if args.candidate is not None:
+        if binaries:
+            raise ConfigError("give either --candidate or the two --*-binary options, not both")
+        return _candidate_gate(args)
+    if args.baseline_binary is None or args.candidate_binary is None:
+        raise ConfigError(
+            "gate needs --candidate FILE, or both --baseline-binary and --candidate-binary"
+        )
+    return _binary_gate(args)
+
+
+def _candidate_gate(args: argparse.Namespace) -> int:
+    from compatlab import profiles
+    from compatlab.catalogue import using_catalogue
+    from compatlab.catalogue.candidate import apply_candidate, load_candidate
+    from compatlab.gate import candidate_gate
+    from compatlab.versions import version_range
+
+    cc = apply_candidate(load_candidate(args.candidate))
+    cat, n = cc.catalogue, cc.version
+    baselines = None
+    if args.baseline:
+        with using_catalogue(cat):
+            baselines = [v for v in version_range(args.baseline) if v < n]
+        if not baselines:
+            raise ConfigError(f"--baseline {args.baseline}: no version older than {n}")
+    drivers = None
+    if args.drivers:
+        drivers = tuple(d.strip() for d in args.drivers.split(",") if d.strip())
+        for d in drivers:
+            if d not in cat.concrete:
+                from compatlab.errors import UnknownDeviceError
+
+                raise UnknownDeviceError(d, cat.concrete)
+    profile = profiles.choose(args.profile or "gate")
+    chosen = drivers if drivers is not None else cc.touched()
+    olds = baselines or [v for v in cat.versions if v < n]
+    print(
+        f"gate: candidate {n} on base {cc.base.versions[-1]} ({args.candidate}); "
+        f"{len(cc.problems)} data problem(s); upgrades from {olds[0]}..{olds[-1]} "
+        f"({len(olds)} versions) on {', '.join(chosen) or 'no device type'}; profile {profile}",
+        file=sys.stderr,
+    )
+    started = time.perf_counter()
+    last = [0.0]
+
+    def progress(done: int, total: int, failed: int) -> None:
+        now = time.perf_counter() - started
+        msg = f"gate: {done}/{total} runs, {failed} failing, {now:.0f}s"
+        if sys.stderr.isatty():
+            _progress(msg)
+        elif now - last[0] > 15 or done == total:
+            last[0] = now
+            print(msg, file=sys.stderr)
+
+    verdict = candidate_gate(
+        cc,
+        baselines=baselines,
+        profile=profile,
+        drivers=drivers,
+        seed=args.seed,
+        fail_fast=args.fail_fast,
+        progress=progress,
+    )
+    _progress_done()
+    if args.record:
+        path = Path(args.record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(verdict.to_json(), indent=2) + "\n", encoding="utf-8")
+    if args.format == "json":
+        _print_json(verdict.to_json())
+    else:
+        _print_candidate_verdict(verdict)
+    return ExitCode.OK if verdict.passed else ExitCode.FAILED
+
+
+def _print_candidate_verdict(verdict: Any) -> None:
+    for problem in verdict.problems:
+        print(f"problem ({problem['kind']}): {problem['message']}")
+    shown: set[tuple[str, str | None, tuple[str, ...]]] = set()
+    for f in verdict.failures:
+        if f.status != "fail":
+            continue
+        key = (f.invariant, f.driver, f.explanation)
+        if key in shown:
+            continue
+        shown.add(key)
+        span = " → ".join(dict.fromkeys(f.versions))
+        print(f"FAIL {f.invariant} {span}: {f.driver}: {f.failure.get('detail')}")
+        for line in f.explanation:
+            print(f"  missing: {line}")
+        print("  minimal config: " + " ".join(f"-device {d}" for d in f.failure.get("config", [])))
+        for r in f.registers[:8]:
+            print(
+                f"  {r['image']:7} {r['offset']:#04x} {r['field']}: "
+                f"{r['expected']} (guests of {f.versions[0]}) vs {r['actual']} ({f.versions[-1]})"
+            )
+        if len(f.registers) > 8:
+            print(f"  … {len(f.registers) - 8} more differing bytes (--format json lists them)")
+    known = [f for f in verdict.failures if f.status == "known"]
+    fails = [f for f in verdict.failures if f.status == "fail"]
+    if known:
+        print(f"known findings: {len(known)} run(s) explained by corpora/findings.toml")
+    state = "PASS" if verdict.passed else "FAIL"
+    rest = "" if verdict.complete else " (stopped at the first failure)"
+    print(
+        f"gate: {state}: candidate {verdict.candidate}, {verdict.runs} runs, "
+        f"{verdict.examples} examples, {len(fails)} failing run(s), "
+        f"{len(verdict.problems)} data problem(s) in {verdict.seconds:.1f}s{rest}"
+    )
+
+
+def _binary_gate(args: argparse.Namespace) -> int:
     from compatlab.gate import binary_gate, save_verdict
     from compatlab.oracles.qemu import binary_for
     from compatlab.versions import version_range

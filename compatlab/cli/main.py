@@ -94,12 +94,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", metavar="DIR", help="write here instead of into each run folder")
 
-    p = sub.add_parser("gate", help="release gate: compare two real QEMU binaries")
-    p.add_argument("--baseline-binary", required=True, metavar="VERSION", help="e.g. 7.2")
-    p.add_argument("--candidate-binary", required=True, metavar="VERSION", help="e.g. 10.0")
+    p = sub.add_parser(
+        "gate",
+        help="release gate: a candidate release as data, or two real QEMU binaries",
+        description="Either --candidate FILE (a candidate release as data, checked from "
+        "every older version) or --baseline-binary A --candidate-binary B (two real QEMU "
+        "binaries on the machine types both offer). Exit 0 safe, 1 not safe, 2 bad input.",
+    )
+    p.add_argument(
+        "--candidate", metavar="FILE", help="candidate release (docs/candidate-format.md)"
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="VERSIONS",
+        help="older versions to upgrade from: A..B or A,B,C (default: every one)",
+    )
+    p.add_argument(
+        "--drivers",
+        metavar="D1,D2",
+        help="device types to check (default: the ones the candidate touches)",
+    )
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+    p.add_argument("--profile", help="Hypothesis profile for --candidate (default: gate)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the candidate gate")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--baseline-binary", metavar="VERSION", help="e.g. 7.2")
+    p.add_argument("--candidate-binary", metavar="VERSION", help="e.g. 10.0")
     p.add_argument("--machines", metavar="A..B", help="machine types (default: all both offer)")
     p.add_argument("--examples", type=int, default=25, metavar="N", help="configs to try")
-    p.add_argument("--record", metavar="FILE", help="write the verdict as JSON (corpora/gate/)")
+    p.add_argument("--record", metavar="FILE", help="write the verdict as JSON")
 
     h = sub.add_parser("hints", help="dump and inspect compat hints")
     hsub = h.add_subparsers(dest="hints_command", required=True, parser_class=_Parser)

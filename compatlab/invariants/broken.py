@@ -301,6 +301,13 @@ realize_dst_ignores_wmask: Realizer = _on_destination(_wmask_blind)
 realize_bumps_revision: Realizer = _map_spaces(realize, _bump_revision)
 
 
+def resolve_ignores_machine_type(
+    config: Config, version: Version | str, *, defaults_at: Version | str | None = None, **kw: Any
+) -> ResolvedConfig:
+    """A machine type that pins nothing: unset properties take V's own defaults."""
+    return resolve(config, version, **kw)
+
+
 BROKEN: Mapping[str, System] = {
     "config-overrides-hints": with_resolver(resolve_hints_beat_config),
     "no-hint-means-default": with_resolver(resolve_unhinted_as_oldest),
@@ -308,6 +315,7 @@ BROKEN: Mapping[str, System] = {
     "same-version-round-trip": System(dump=dump_from_oldest_era),
     "upgrade-round-trip": with_resolver(resolve_without_history),
     "upgrade-chain": System(hints_of=hints_of_forgets_history),
+    "machine-type-upgrade": with_resolver(resolve_ignores_machine_type),
     "hints-codec-round-trip": System(encode=encode_nondeterministic),
     "config-space-well-formed": System(realize=realize_drops_capability_list),
     "migration-load-accepts": System(realize=realize_dst_bars_read_only),

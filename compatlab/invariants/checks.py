@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from compatlab.catalogue import active_catalogue
 from compatlab.config import Config, DeviceSpec
+from compatlab.errors import CompatlabError
 from compatlab.hints import HintEntry, Hints
 from compatlab.invariants.registry import Case, Scope, System, fail, invariant
 from compatlab.pci import regs
@@ -21,7 +22,9 @@ from strategies.suite import guest_writes, hint_variations, valid_configs
 
 
 def _configs(versions: tuple[Version, ...], scope: Scope) -> st.SearchStrategy[Config]:
-    return valid_configs(versions, drivers=scope.drivers)
+    return valid_configs(
+        versions[:-1] if scope.last_may_refuse else versions, drivers=scope.drivers
+    )
 
 
 def _cases(
@@ -57,6 +60,22 @@ def _same_hardware(case: Case, name: str, expected: Any, actual: Any, what: str)
                 expected=f"{getattr(exp.space, array)[offset]:02x}",
                 actual=f"{getattr(act.space, array)[offset]:02x}",
             )
+
+
+def _upgraded(case: Case, name: str, version: Version, realize: Any) -> Any:
+    """Realize on the upgraded version; a refusal there (the source ran this config)
+    is itself a violation: the guest cannot come back at all."""
+    try:
+        return realize()
+    except CompatlabError as exc:
+        first = case.config.devices[0] if case.config.devices else None
+        raise fail(
+            case,
+            name,
+            f"{version} refuses a config {case.versions[0]} ran: {exc}",
+            device=None if first is None else (first.id or first.driver),
+            driver=getattr(exc, "driver", None) or (None if first is None else first.driver),
+        ) from None
 
 
 # -- the invariants -----------------------------------------------------------------
@@ -207,8 +226,33 @@ def upgrade_round_trip(case: Case, system: System) -> None:
         case,
         "upgrade-round-trip",
         system.realize(case.config, old),
-        system.realize(case.config, new, hints=hints),
+        _upgraded(
+            case, "upgrade-round-trip", new, lambda: system.realize(case.config, new, hints=hints)
+        ),
         f"{old} hints loaded on {new}",
+    )
+
+
+@invariant(
+    "machine-type-upgrade",
+    statement="for U ≤ V: V with U's defaults (QEMU V with machine type pc-i440fx-U, "
+    "no stored hints) realizes C as U does",
+    arity=2,
+    strategy=_cases,
+)
+def machine_type_upgrade(case: Case, system: System) -> None:
+    old, new = case.versions
+    _same_hardware(
+        case,
+        "machine-type-upgrade",
+        system.realize(case.config, old),
+        _upgraded(
+            case,
+            "machine-type-upgrade",
+            new,
+            lambda: system.realize(case.config, new, defaults_at=old),
+        ),
+        f"{new} with machine type pc-i440fx-{old}",
     )
 
 
@@ -227,7 +271,9 @@ def upgrade_chain(case: Case, system: System) -> None:
         case,
         "upgrade-chain",
         system.realize(case.config, first),
-        system.realize(case.config, last, hints=again),
+        _upgraded(
+            case, "upgrade-chain", last, lambda: system.realize(case.config, last, hints=again)
+        ),
         f"{first} → {middle} → {last}",
     )
 
@@ -322,11 +368,12 @@ def _apply_writes(space: ConfigSpace, writes: list[tuple[int, int, int]]) -> Con
     return space
 
 
-def _source_and_upgraded(case: Case, system: System) -> Any:
+def _source_and_upgraded(case: Case, system: System, name: str) -> Any:
     """Each device as realized on U, beside the same device on V loaded with U's hints."""
     old, new = case.versions
     src = system.realize(case.config, old)
-    dst = system.realize(case.config, new, hints=system.dump(case.config, old))
+    hints = system.dump(case.config, old)
+    dst = _upgraded(case, name, new, lambda: system.realize(case.config, new, hints=hints))
     return zip(src.devices, dst.devices, strict=True)
 
 
@@ -338,7 +385,7 @@ def _source_and_upgraded(case: Case, system: System) -> Any:
     strategy=lambda versions, scope: _cases(versions, scope, writes=guest_writes()),
 )
 def migration_load_accepts(case: Case, system: System) -> None:
-    for s, d in _source_and_upgraded(case, system):
+    for s, d in _source_and_upgraded(case, system, "migration-load-accepts"):
         sent = _apply_writes(s.space, case.extra["writes"]).config
         sp = d.space
         for i in range(256):
@@ -439,7 +486,7 @@ def per_device_independence(case: Case, system: System) -> None:
     strategy=lambda versions, scope: _cases(versions, scope, writes=guest_writes()),
 )
 def guest_write_equivalence(case: Case, system: System) -> None:
-    for s, d in _source_and_upgraded(case, system):
+    for s, d in _source_and_upgraded(case, system, "guest-write-equivalence"):
         a = _apply_writes(s.space, case.extra["writes"]).config
         b = _apply_writes(d.space, case.extra["writes"]).config
         if a != b:

@@ -106,9 +106,12 @@ Check = Callable[[Case, System], None]
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a run is restricted to: device types (None: all)."""
+    """What a run is restricted to: device types (None: all). Configs are drawn so
+    that every version of the case accepts them, or, with ``last_may_refuse``, every
+    version but the newest: then the newest refusing one is a finding (the gate)."""
 
     drivers: tuple[str, ...] | None = None
+    last_may_refuse: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import os
 import random
 import time
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,8 +137,19 @@ def load_findings(path: Path | None = None) -> list[Finding]:
 # -- one task -------------------------------------------------------------------------
 
 
-def run_task(task: Task, findings: Sequence[Finding] = ()) -> ResultRecord:
-    """Run one invariant on one version tuple under the task's profile."""
+def run_task(
+    task: Task,
+    findings: Sequence[Finding] = (),
+    *,
+    scope: Scope | None = None,
+    keep_failures: bool = True,
+    excuse: Callable[[Case], bool] | None = None,
+) -> ResultRecord:
+    """Run one invariant on one version tuple under the task's profile (restricted to
+    ``scope``'s device types when given, else to the task's device). A new failure is
+    promoted to the failure corpus unless ``keep_failures`` is false. A violation on a
+    case that ``excuse`` accepts does not count (the gate excuses what was already
+    broken before the candidate)."""
     from hypothesis import Phase, given, seed, settings
 
     from compatlab import profiles
@@ -146,7 +157,7 @@ def run_task(task: Task, findings: Sequence[Finding] = ()) -> ResultRecord:
     profiles.load(task.profile)
     inv = get(task.invariant)
     versions = tuple(Version.parse(v) for v in task.versions)
-    scope = Scope(drivers=(task.device,) if task.device else None)
+    scope = scope or Scope(drivers=(task.device,) if task.device else None)
     examples = 0
     found: list[Case] = []
 
@@ -158,6 +169,8 @@ def run_task(task: Task, findings: Sequence[Finding] = ()) -> ResultRecord:
         try:
             inv.run(case)
         except Violation:
+            if excuse is not None and excuse(case):
+                return
             found[:] = [case]
             raise
 
@@ -199,7 +212,7 @@ def run_task(task: Task, findings: Sequence[Finding] = ()) -> ResultRecord:
             failure_json = json.dumps(failure.to_json(), sort_keys=True)
             known = next((f for f in findings if f.explains(failure)), None)
             status, note = ("known", known.reason) if known else ("fail", None)
-            if found:
+            if found and keep_failures:
                 promote(inv.name, found[-1], failure, failures_dir())
         except Exception as exc:  # a defect in a check or the model: keep going, say so
             status, note = "error", f"{type(exc).__name__}: {exc}"

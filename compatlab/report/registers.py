@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.config import Config, parse_device_string
 from compatlab.errors import CompatlabError
 from compatlab.invariants.registry import Failure
@@ -41,11 +42,13 @@ def header_field(offset: int) -> str | None:
 
 @cache
 def _capabilities(
-    config: tuple[str, ...], version: str, device: str | None
+    config: tuple[str, ...], version: str, device: str | None, catalogue: Catalogue
 ) -> tuple[tuple[int, str], ...]:
     """(offset, name) of the capabilities of ``device`` in ``config`` realized on ``version``."""
     try:
-        realized = realize(Config(tuple(parse_device_string(s) for s in config)), version)
+        realized = realize(
+            Config(tuple(parse_device_string(s) for s in config)), version, catalogue=catalogue
+        )
     except (CompatlabError, ValueError):
         return ()
     for rd in realized.devices:
@@ -62,7 +65,9 @@ def field_name(offset: int, failure: Failure | None = None) -> str:
     if offset >= regs.CONFIG_SPACE_SIZE:
         return "extended configuration space"
     if failure is not None and failure.config and failure.versions:
-        caps = _capabilities(failure.config, failure.versions[-1], failure.device)
+        caps = _capabilities(
+            failure.config, failure.versions[-1], failure.device, active_catalogue()
+        )
         below = [(start, name) for start, name in caps if start <= offset]
         if below:
             start, name = max(below)

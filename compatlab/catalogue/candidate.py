@@ -1,0 +1,525 @@
+"""Candidate emulator releases as data, and the catalogue as it stood at a version.
+
+A *candidate* describes release N the way the built-in tables describe released
+ones (docs/candidate-format.md): new properties, changed defaults, removed or
+retyped properties, new device types, and the compat entries N adds for older
+machine types. :func:`apply_candidate` puts it on top of a *base*: the built-in
+catalogue :func:`as_of` a version B < N (by default the newest), which is the
+catalogue exactly as it stood when B was the newest release.
+
+The result keeps the base as its ``released`` part: released versions keep their
+behaviour whatever the candidate says (a shipped binary cannot change), and only
+the candidate's own lookups (version N, or machine type U ≤ B *on* N) see the new
+data. That split is what lets the gate compare a guest of U, as U really ran it,
+with the same guest on N.
+
+Compat entries that name a driver or property that does not exist, that do not
+parse as the property's type, or that are filed under N or later, are not errors
+of the file: QEMU ignores an entry for an unknown type and an entry filed under N
+applies to N itself, so they are kept as :class:`CandidateProblem` for the gate to
+report, and left out of the catalogue, as QEMU would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compatlab.catalogue.loader import _prop, builtin_catalogue, parse_types
+from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType
+from compatlab.catalogue.properties import PropertyDef, PropertyParseError
+from compatlab.errors import CatalogueError
+from compatlab.versions import Version
+
+_TOP_KEYS = {"version", "base", "doc", "types", "compat"}
+_PROP_KEYS = {
+    "type",
+    "choices",
+    "min",
+    "max",
+    "default",
+    "since",
+    "until",
+    "guest_visible",
+    "doc",
+    "sweep",
+    "internal",
+}
+_RETYPE_KEYS = {"type", "choices", "min", "max"}
+_COMPAT_KEYS = {"machine_version", "array_name", "driver", "property", "value"}
+
+
+# -- the catalogue as it stood at a version ----------------------------------------------
+
+
+def as_of(catalogue: Catalogue, version: Version) -> Catalogue:
+    """``catalogue`` as it stood when ``version`` was the newest release.
+
+    Versions after ``version`` go, and with them the types and property variants
+    they introduced. Compat entries filed under ``version`` or later (written by
+    later releases for machine types up to them) are folded into the defaults: a
+    property's default becomes its value at ``version``, per type (a subtype whose
+    value differs gets its own copy of the definition). A property that did not
+    exist yet stays as ``internal`` behaviour at its historical value, so builders
+    behave as they did then and a candidate can introduce it properly.
+    """
+    if version not in catalogue.versions:
+        raise CatalogueError(f"the catalogue has no version {version}")
+    if version == catalogue.versions[-1]:
+        return catalogue
+    types: dict[str, DeviceType] = {}
+    for name, t in catalogue.types.items():
+        if t.since > version:
+            continue
+        props: dict[str, tuple[PropertyDef, ...]] = {}
+        for pname, variants in t.properties.items():
+            props[pname] = _props_as_of(catalogue, name, variants, version)
+        types[name] = dataclasses.replace(
+            t,
+            until=t.until if t.until is None or t.until <= version else None,
+            properties=props,
+        )
+    # A subtype whose value at ``version`` differs from what it would inherit gets
+    # its own copy of the definition (the folded entry named the subtype).
+    for name in types:
+        inherited = _inherited(types, name)
+        for pname, variants in inherited.items():
+            if pname in catalogue.types[name].properties:
+                continue
+            source = catalogue.types[variants[0].owner] if variants[0].owner else None
+            if source is None:
+                continue
+            if all(p.internal for p in variants):
+                own = _history_as_internal(catalogue, name, variants[0], version)
+                if [(p.since, p.default) for p in own] == [(p.since, p.default) for p in variants]:
+                    continue
+            else:
+                want = catalogue.default(name, pname, version)
+                current = _variant_for(variants, version)
+                if current.default == want:
+                    continue
+                own = tuple(
+                    dataclasses.replace(p, default=want if p is current else p.default, owner=name)
+                    for p in variants
+                )
+            types[name] = dataclasses.replace(
+                types[name], properties={**types[name].properties, pname: own}
+            )
+    compat = tuple(e for e in catalogue.compat if e.version < version and e.driver in types)
+    return Catalogue(
+        types=types,
+        compat=compat,
+        versions=tuple(v for v in catalogue.versions if v <= version),
+    )
+
+
+def _variant_for(variants: tuple[PropertyDef, ...], version: Version) -> PropertyDef:
+    for prop in variants:
+        since = Version.parse(prop.since)
+        if since <= version and (prop.until is None or version < Version.parse(prop.until)):
+            return prop
+    if version < Version.parse(variants[0].since):
+        return variants[0]
+    return variants[-1]
+
+
+def _inherited(types: Mapping[str, DeviceType], name: str) -> dict[str, tuple[PropertyDef, ...]]:
+    chain: list[str] = []
+    current: str | None = name
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = types[current].parent if current in types else None
+    props: dict[str, tuple[PropertyDef, ...]] = {}
+    for ancestor in reversed(chain):
+        if ancestor in types:
+            props.update(types[ancestor].properties)
+    return props
+
+
+def _props_as_of(
+    catalogue: Catalogue, owner: str, variants: tuple[PropertyDef, ...], version: Version
+) -> tuple[PropertyDef, ...]:
+    kept = [p for p in variants if Version.parse(p.since) <= version]
+    if not kept:
+        return _history_as_internal(catalogue, owner, variants[0], version)
+    value = catalogue.default(owner, variants[0].name, version)
+    current = _variant_for(tuple(kept), version)
+    out = []
+    for p in kept:
+        until = p.until if p.until is not None and Version.parse(p.until) <= version else None
+        out.append(
+            dataclasses.replace(p, until=until, default=value if p is current else p.default)
+        )
+    return tuple(out)
+
+
+def _history_as_internal(
+    catalogue: Catalogue, owner: str, prop: PropertyDef, version: Version
+) -> tuple[PropertyDef, ...]:
+    """A property that did not exist yet at ``version``: the behaviour each older
+    release had (its historical value there), as internal variants."""
+    runs: list[tuple[Version, Any]] = []
+    for v in catalogue.versions:
+        if v > version:
+            break
+        value = catalogue.default(owner, prop.name, v)
+        if not runs or runs[-1][1] != value:
+            runs.append((v, value))
+    return tuple(
+        dataclasses.replace(
+            prop,
+            default=value,
+            internal=True,
+            since=str(start),
+            until=str(runs[i + 1][0]) if i + 1 < len(runs) else None,
+            owner=owner,
+        )
+        for i, (start, value) in enumerate(runs)
+    )
+
+
+# -- candidate files ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateProblem:
+    """A defect of the candidate's data that QEMU would not refuse (it would
+    silently do the wrong thing): the gate reports each one as a failure."""
+
+    kind: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A parsed candidate file (see docs/candidate-format.md)."""
+
+    version: Version
+    base: Version | None
+    doc: str
+    types: Mapping[str, Mapping[str, Any]]
+    compat: tuple[Mapping[str, str], ...]
+    source: str = "<candidate>"
+
+
+@dataclass(frozen=True)
+class CandidateCatalogue:
+    candidate: Candidate
+    base: Catalogue
+    catalogue: Catalogue
+    problems: tuple[CandidateProblem, ...]
+
+    @property
+    def version(self) -> Version:
+        return self.candidate.version
+
+    def touched(self) -> tuple[str, ...]:
+        """Concrete device types whose data the candidate changes (directly, through
+        an ancestor, or through a compat entry): the only ones whose behaviour can
+        differ from the base's newest version, since builders never test versions."""
+        cat = self.catalogue
+        named = set(self.candidate.types)
+        for row in self.candidate.compat:
+            if row.get("driver") in cat.types:
+                named.add(str(row["driver"]))
+        return tuple(d for d in cat.concrete if any(cat.is_a(d, n) for n in named))
+
+
+def _fail(source: str, message: str) -> CatalogueError:
+    return CatalogueError(f"{source}: {message}")
+
+
+def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Candidate:
+    """Check a candidate document's shape; semantic checks happen when it is applied."""
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise _fail(source, f"unknown key {sorted(unknown)[0]!r} (expected {sorted(_TOP_KEYS)})")
+    if "version" not in data:
+        raise _fail(source, "missing 'version' (the candidate release, e.g. version = \"10.1\")")
+    try:
+        version = Version.parse(str(data["version"]))
+        base = Version.parse(str(data["base"])) if "base" in data else None
+    except CatalogueError:
+        raise
+    except Exception as exc:
+        raise _fail(source, str(exc)) from None
+    types = data.get("types", {})
+    if not isinstance(types, dict) or not all(isinstance(v, dict) for v in types.values()):
+        raise _fail(source, "'types' must be a table of device type tables")
+    compat = data.get("compat", [])
+    if not isinstance(compat, list) or not all(isinstance(r, dict) for r in compat):
+        raise _fail(source, "'compat' must be an array of tables ([[compat]])")
+    for i, row in enumerate(compat, start=1):
+        extra = set(row) - _COMPAT_KEYS
+        missing = {"machine_version", "driver", "property", "value"} - set(row)
+        if extra or missing:
+            what = f"unknown key {sorted(extra)[0]!r}" if extra else f"missing {sorted(missing)}"
+            raise _fail(source, f"compat entry {i}: {what}")
+    return Candidate(
+        version=version,
+        base=base,
+        doc=str(data.get("doc", "")),
+        types=types,
+        compat=tuple({k: str(v) for k, v in row.items()} for row in compat),
+        source=source,
+    )
+
+
+def load_candidate(path: Path | str) -> Candidate:
+    """Read a candidate file; a missing, unreadable or malformed file is a CatalogueError."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogueError(f"{path}: no such candidate file") from None
+    except IsADirectoryError:
+        raise CatalogueError(f"{path}: is a directory, not a candidate file") from None
+    except UnicodeDecodeError:
+        raise CatalogueError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(f"{path}: not valid TOML ({exc})") from None
+    return parse_candidate(data, str(path))
+
+
+def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) -> CandidateCatalogue:
+    """The catalogue with ``candidate`` added as its newest version, and what is wrong
+    with the candidate's data."""
+    full = catalogue or builtin_catalogue()
+    src = candidate.source
+    base_version = candidate.base or full.versions[-1]
+    if base_version not in full.versions:
+        raise _fail(src, f"base {base_version} is not a version of the catalogue")
+    n = candidate.version
+    if n <= base_version:
+        raise _fail(src, f"version {n} must be newer than its base {base_version}")
+    base = as_of(full, base_version)
+    types = dict(base.types)
+    new_types: dict[str, Any] = {}
+    for name, spec in candidate.types.items():
+        if name in types:
+            types[name] = _merge_type(types, name, spec, n, src)
+            _drop_shadowing_history(types, name, spec)
+        else:
+            new_types[name] = {"since": str(n), **spec}
+    if new_types:
+        try:
+            parse_types(new_types, types, src)
+        except (PropertyParseError, ValueError, TypeError) as exc:
+            raise _fail(src, f"bad new device type ({exc})") from None
+        for name in new_types:
+            if types[name].since != n:
+                raise _fail(src, f"new type {name!r}: since must be {n}, the candidate")
+            if types[name].parent is not None and types[name].parent not in types:
+                raise _fail(src, f"new type {name!r}: unknown parent {types[name].parent!r}")
+    probe = Catalogue(types=types, compat=(), versions=(*base.versions, n))
+    entries, problems = _compat_entries(probe, candidate, src)
+    try:
+        cat = Catalogue(
+            types=types,
+            compat=tuple(sorted(base.compat + tuple(entries), key=lambda e: e.version)),
+            versions=(*base.versions, n),
+            released=base,
+        )
+        for name in cat.concrete:
+            from compatlab.catalogue.builders import get_builder
+
+            get_builder(types[name].builder or name)
+    except CatalogueError as exc:
+        raise _fail(src, str(exc)) from None
+    return CandidateCatalogue(candidate, base, cat, tuple(problems))
+
+
+def _drop_shadowing_history(
+    types: dict[str, DeviceType], name: str, spec: Mapping[str, Any]
+) -> None:
+    """A property the candidate declares on ``name`` replaces the fixed behaviour
+    :func:`as_of` left on its subtypes (their history as internal variants): from the
+    candidate on, the subtypes inherit the property like any other."""
+    declared = set(dict(spec.get("properties", {})))
+    for sub, t in list(types.items()):
+        if sub == name or not _descends(types, sub, name):
+            continue
+        shadowing = {
+            p for p in declared & set(t.properties) if all(v.internal for v in t.properties[p])
+        }
+        if shadowing:
+            types[sub] = dataclasses.replace(
+                t, properties={k: v for k, v in t.properties.items() if k not in shadowing}
+            )
+
+
+def _descends(types: Mapping[str, DeviceType], name: str, ancestor: str) -> bool:
+    current: str | None = name
+    seen: set[str] = set()
+    while current is not None and current not in seen:
+        if current == ancestor:
+            return True
+        seen.add(current)
+        current = types[current].parent if current in types else None
+    return False
+
+
+def _merge_type(
+    types: Mapping[str, DeviceType], name: str, spec: Mapping[str, Any], n: Version, src: str
+) -> DeviceType:
+    t = types[name]
+    unknown = set(spec) - {"properties", "until", "doc"}
+    if unknown:
+        raise _fail(
+            src,
+            f"type {name!r} exists; a candidate may only change its properties, "
+            f"until or doc (not {sorted(unknown)[0]!r})",
+        )
+    until = t.until
+    if "until" in spec:
+        if Version.parse(str(spec["until"])) != n:
+            raise _fail(src, f'type {name!r}: a removal takes effect in {n} (until = "{n}")')
+        until = n
+    props = dict(t.properties)
+    inherited = _inherited(types, name)
+    for pname, pspec in dict(spec.get("properties", {})).items():
+        if not isinstance(pspec, dict):
+            raise _fail(src, f"{name}.{pname}: must be a table")
+        bad = set(pspec) - _PROP_KEYS
+        if bad:
+            raise _fail(src, f"{name}.{pname}: unknown key {sorted(bad)[0]!r}")
+        where = f"{name}.{pname}"
+        try:
+            props[pname] = _merge_property(inherited.get(pname), name, pname, pspec, n, where)
+        except PropertyParseError as exc:
+            raise _fail(src, f"{where}: {exc}") from None
+        except CatalogueError as exc:
+            raise _fail(src, str(exc)) from None
+    return dataclasses.replace(t, until=until, properties=props, doc=str(spec.get("doc", t.doc)))
+
+
+def _merge_property(
+    variants: tuple[PropertyDef, ...] | None,
+    owner: str,
+    pname: str,
+    spec: Mapping[str, Any],
+    n: Version,
+    where: str,
+) -> tuple[PropertyDef, ...]:
+    since = str(spec.get("since", n))
+    if Version.parse(since) != n:
+        raise CatalogueError(f"{where}: a candidate can only add what appears in {n} (since)")
+    if variants is None or (all(p.internal for p in variants) and not spec.get("internal")):
+        # A new property (or behaviour that now becomes a property).
+        if "type" not in spec:
+            raise CatalogueError(f"{where}: a new property needs a type")
+        return (_prop(owner, pname, {**spec, "since": str(n)}, str(n)),)
+    current = variants[-1]
+    if "until" in spec and Version.parse(str(spec["until"])) != n:
+        raise CatalogueError(f'{where}: a removal takes effect in {n} (until = "{n}")')
+    if _RETYPE_KEYS & set(spec) and any(
+        spec.get(k, _old_type_key(current, k)) != _old_type_key(current, k) for k in _RETYPE_KEYS
+    ):
+        retyped = _prop(owner, pname, {**_spec_of(current), **spec, "since": str(n)}, str(n))
+        closed = dataclasses.replace(current, until=str(n), owner=owner)
+        return (*(dataclasses.replace(p, owner=owner) for p in variants[:-1]), closed, retyped)
+    default = current.default
+    if "default" in spec:
+        default = current.type.parse(spec["default"])
+    changed = dataclasses.replace(
+        current,
+        default=default,
+        until=str(n) if "until" in spec else current.until,
+        guest_visible=bool(spec.get("guest_visible", current.guest_visible)),
+        doc=str(spec.get("doc", current.doc)),
+        sweep=tuple(str(v) for v in spec.get("sweep", current.sweep)),
+        internal=bool(spec.get("internal", current.internal)),
+        owner=owner,
+    )
+    return (*(dataclasses.replace(p, owner=owner) for p in variants[:-1]), changed)
+
+
+def _old_type_key(prop: PropertyDef, key: str) -> Any:
+    return {
+        "type": prop.type.kind,
+        "choices": list(prop.type.choices),
+        "min": prop.type.minimum,
+        "max": prop.type.maximum,
+    }[key]
+
+
+def _spec_of(prop: PropertyDef) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": prop.type.kind,
+        "guest_visible": prop.guest_visible,
+        "doc": prop.doc,
+        "internal": prop.internal,
+    }
+    if prop.type.choices:
+        spec["choices"] = list(prop.type.choices)
+    return spec
+
+
+def _compat_entries(
+    cat: Catalogue, candidate: Candidate, src: str
+) -> tuple[list[CompatEntry], list[CandidateProblem]]:
+    entries: list[CompatEntry] = []
+    problems: list[CandidateProblem] = []
+    n = candidate.version
+    for i, row in enumerate(candidate.compat, start=1):
+        try:
+            version = Version.parse(row["machine_version"])
+        except CatalogueError:
+            raise
+        except Exception as exc:
+            raise _fail(src, f"compat entry {i}: {exc}") from None
+        entry = CompatEntry(
+            version, row["driver"], row["property"], row["value"], row.get("array_name", "")
+        )
+        label = f"compat entry {entry.array or version} {entry.driver}.{entry.prop}={entry.value}"
+        if entry.driver not in cat.types:
+            problems.append(
+                CandidateProblem(
+                    "unknown-driver",
+                    f"{label}: driver {entry.driver!r} does not exist, so the entry pins "
+                    "nothing (QEMU ignores it)",
+                )
+            )
+            continue
+        owners = [t for t in cat.subtypes(entry.driver) if entry.prop in cat._all_props(t)]
+        if not owners:
+            problems.append(
+                CandidateProblem(
+                    "unknown-property",
+                    f"{label}: {entry.driver} and its subtypes have no property "
+                    f"{entry.prop!r}, so the entry pins nothing",
+                )
+            )
+            continue
+        if version >= n:
+            problems.append(
+                CandidateProblem(
+                    "entry-too-new",
+                    f"{label}: filed under {version}, so it applies to the candidate {n} "
+                    f"itself; entries for machine types up to the previous release belong "
+                    f"under {cat.versions[-2]}",
+                )
+            )
+            continue
+        try:
+            for owner in owners:
+                variants = cat._all_props(owner)[entry.prop]
+                _variant_for(variants, n).type.parse(entry.value)
+        except PropertyParseError as exc:
+            problems.append(
+                CandidateProblem(
+                    "bad-value",
+                    f"{label}: {exc}; QEMU refuses to start such a device on machine types "
+                    f"up to {version}",
+                )
+            )
+            continue
+        entries.append(entry)
+    return entries, problems
