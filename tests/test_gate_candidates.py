@@ -1,0 +1,196 @@
+"""The release gate on candidate releases given as data (docs/candidate-format.md).
+
+Every seeded compat bug in corpora/candidates/seeded/ is modelled on QEMU's own
+history; the gate must reject each at the ``ci`` profile and name what is wrong,
+and accept the candidates in corpora/candidates/good/ (the same changes done
+right, a release that changes nothing, a new device type)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compatlab.catalogue import builtin_catalogue, using_catalogue
+from compatlab.catalogue.candidate import apply_candidate, as_of, load_candidate
+from compatlab.config import Config, parse_device_string
+from compatlab.gate import candidate_gate
+from compatlab.realize import realize
+from compatlab.versions import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+CANDIDATES = ROOT / "corpora" / "candidates"
+
+# For each seeded bug: the device type the failure must name, and what its message
+# must say (the property behind it, or the data problem).
+SEEDED = {
+    "rng-vectors-no-entry": ("virtio-rng-pci", "vectors is new in 7.2"),
+    "rng-vectors-default-change": ("virtio-rng-pci", "vectors changed"),
+    "ext-tag-no-entry": (None, "x-pcie-ext-tag is new in 9.2"),
+    "ext-tag-entry-misses-subtypes": ("e1000e", "x-pcie-ext-tag is new in 9.2"),
+    "balloon-config-size": ("virtio-balloon-pci", "without a compat property"),
+    "nvme-msix-bar-move": ("nvme", "msix-exclusive-bar is new in 6.0"),
+    "page-per-vq-no-entry": (None, "page-per-vq changed on → off in 2.8"),
+    "modern-default-half-entry": (None, "disable-modern changed on → off in 2.7"),
+    "net-vectors-entry-wrong-version": ("virtio-net-pci", "versions ≤ 10.0 need a history entry"),
+    "net-vectors-entry-pins-new-value": ("virtio-net-pci", "vectors changed 4294967295 → 6"),
+    "net-vectors-entry-unknown-driver": (None, "driver 'virtio-net-pcie' does not exist"),
+    "net-vectors-entry-unknown-property": (None, "no property 'vector'"),
+    "net-vectors-entry-under-candidate": (None, "applies to the candidate 10.1 itself"),
+    "e1000-removed": ("e1000", "refuses"),
+    "property-removed": (None, "has no property 'modern-pio-notify'"),
+}
+GOOD = sorted(p.stem for p in (CANDIDATES / "good").glob("*.toml"))
+
+
+def test_every_seeded_file_has_an_expectation() -> None:
+    files = {p.stem for p in (CANDIDATES / "seeded").glob("*.toml")}
+    assert files == set(SEEDED)
+    assert len(files) >= 12
+
+
+@pytest.mark.parametrize("name", sorted(SEEDED))
+def test_gate_rejects_a_seeded_bug(name: str) -> None:
+    cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / f"{name}.toml"))
+    verdict = candidate_gate(cc, profile="ci", fail_fast=True)
+    assert not verdict.passed
+    driver, said = SEEDED[name]
+    messages = [p["message"] for p in verdict.problems]
+    for f in verdict.failures:
+        messages += [f.failure["detail"], *f.explanation]
+        assert f.failure["config"], "a failure carries its minimal config"
+        if driver is not None:
+            assert f.driver == driver
+        if f.failure.get("offset") is not None:
+            assert f.registers, "a byte difference comes with its register-level diff"
+    assert any(said in m for m in messages), messages
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_gate_accepts_a_correct_candidate(name: str) -> None:
+    cc = apply_candidate(load_candidate(CANDIDATES / "good" / f"{name}.toml"))
+    verdict = candidate_gate(cc, profile="ci")
+    assert verdict.passed, [f.explanation or f.failure["detail"] for f in verdict.failures]
+    assert verdict.complete
+
+
+def test_the_correct_candidates_check_something() -> None:
+    """A gate that accepts because it ran nothing would prove nothing."""
+    cc = apply_candidate(load_candidate(CANDIDATES / "good" / "rng-vectors.toml"))
+    verdict = candidate_gate(cc, profile="dev", baselines=[Version.parse("7.1")])
+    assert verdict.drivers == ("virtio-rng-pci",)
+    assert verdict.runs == 5 and verdict.examples > 0
+
+
+def test_the_gate_excuses_breaks_already_released() -> None:
+    """nvme's error-reporting enables changed in QEMU 9.1 without compat (a known
+    finding): a 10.1 that touches nvme inherits that break and is not blamed for it."""
+    cc = apply_candidate(
+        load_candidate(CANDIDATES / "good" / "10.1-empty.toml"), builtin_catalogue()
+    )
+    verdict = candidate_gate(cc, profile="ci", drivers=("nvme",), baselines=[Version.parse("9.0")])
+    assert verdict.passed and verdict.runs == 5
+
+
+# -- the catalogue as it stood ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", ["2.6", "4.0", "7.1", "9.1"])
+def test_as_of_keeps_every_released_value(base: str) -> None:
+    """The catalogue as of B gives every driver, at every version up to B, exactly
+    the properties and builder values of the full catalogue."""
+    full = builtin_catalogue()
+    b = Version.parse(base)
+    old = as_of(full, b)
+    assert old.versions[-1] == b
+    for driver in old.types:
+        for v in old.versions:
+            assert set(old.properties(driver, v)) == set(full.properties(driver, v))
+            assert old.all_values_at(driver, v) == full.all_values_at(driver, v), (driver, v)
+
+
+def test_a_candidate_changes_nothing_released() -> None:
+    cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / "page-per-vq-no-entry.toml"))
+    config = Config((parse_device_string("virtio-net-pci,id=n"),))
+    with using_catalogue(cc.catalogue):
+        on_2_7 = realize(config, "2.7")
+        on_2_8 = realize(config, "2.8")
+    assert on_2_7.devices[0].space == realize(config, "2.7").devices[0].space
+    assert on_2_8.devices[0].space != on_2_7.devices[0].space  # the seeded change
+
+
+# -- bad candidate files: exit 2, one line --------------------------------------------------
+
+BAD = {
+    "not-toml": ("version = ", "not valid TOML"),
+    "no-version": ('doc = "x"\n', "missing 'version'"),
+    "unknown-key": ('version = "10.1"\nfoo = 1\n', "unknown key 'foo'"),
+    "not-newer": ('version = "9.0"\n', "must be newer than its base 10.0"),
+    "unknown-base": ('version = "10.1"\nbase = "3.7"\n', "base 3.7 is not a version"),
+    "bad-version": ('version = "ten"\n', "unknown emulator version 'ten'"),
+    "bad-default": (
+        'version = "10.1"\n[types.virtio-pci.properties.page-per-vq]\ndefault = "maybe"\n',
+        "expected on or off",
+    ),
+    "new-property-without-type": (
+        'version = "10.1"\n[types.e1000.properties.turbo]\ndefault = true\n',
+        "a new property needs a type",
+    ),
+    "history-rewritten": (
+        'version = "10.1"\n[types.e1000.properties.turbo]\ntype = "bool"\nsince = "2.0"\n',
+        "can only add what appears in 10.1",
+    ),
+    "unknown-builder": ('version = "10.1"\n[types.flux]\nparent = "pci-device"\n', "flux"),
+    "compat-not-a-list": ('version = "10.1"\ncompat = 3\n', "array of tables"),
+    "compat-row-incomplete": (
+        'version = "10.1"\n[[compat]]\ndriver = "e1000"\n',
+        "compat entry 1: missing",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_bad_candidate_file_is_exit_2(name: str, tmp_path: Path) -> None:
+    text, said = BAD[name]
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "compatlab", "gate", "--candidate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("compatlab: error:")]
+    assert len(lines) == 1 and said in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_names_the_missing_entry(tmp_path: Path) -> None:
+    record = tmp_path / "verdict.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "compatlab", "gate", "--profile", "ci", "--fail-fast",
+            "--candidate", str(CANDIDATES / "seeded" / "net-vectors-entry-wrong-version.toml"),
+            "--record", str(record),
+        ],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert (
+        "virtio-net-pci.vectors changed 4294967295 → 6 in 10.1; versions ≤ 10.0 need a "
+        "history entry vectors=4294967295" in proc.stdout
+    )
+    assert "minimal config: -device virtio-net-pci,id=dev0" in proc.stdout
+    assert '"verdict": "fail"' in record.read_text(encoding="utf-8")
+
+
+def test_cli_refuses_both_gates_at_once() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "compatlab", "gate", "--candidate", "x.toml",
+         "--baseline-binary", "7.2", "--candidate-binary", "10.0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "not both" in proc.stderr
