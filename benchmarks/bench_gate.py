@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--full", action="store_true")
     args = parser.parse_args()
-    print(f"| candidate | verdict | seconds | runs | caught by | first explanation |")
+    print("| candidate | verdict | seconds | runs | caught by | first explanation |")
     print("| --- | --- | ---: | ---: | --- | --- |")
     for kind in ("seeded", "good"):
         for path in sorted((ROOT / kind).glob("*.toml")):
