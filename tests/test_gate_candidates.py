@@ -76,6 +76,18 @@ def test_gate_accepts_a_correct_candidate(name: str) -> None:
     assert verdict.complete
 
 
+def test_gate_accepts_the_unmodified_catalogue_on_every_device() -> None:
+    """A release that changes nothing, checked on every device type from old and
+    recent versions: the unmodified catalogue passes (its own released breaks,
+    QEMU's, are excused as the base's, not the candidate's)."""
+    cc = apply_candidate(load_candidate(CANDIDATES / "good" / "10.1-empty.toml"))
+    everything = builtin_catalogue().concrete
+    baselines = [Version.parse(v) for v in ("2.4", "6.0", "9.0", "10.0")]
+    verdict = candidate_gate(cc, profile="ci", drivers=everything, baselines=baselines)
+    assert verdict.passed, [f.failure["detail"] for f in verdict.failures]
+    assert verdict.runs == 5 * len(baselines) and verdict.examples > 0
+
+
 def test_the_correct_candidates_check_something() -> None:
     """A gate that accepts because it ran nothing would prove nothing."""
     cc = apply_candidate(load_candidate(CANDIDATES / "good" / "rng-vectors.toml"))
