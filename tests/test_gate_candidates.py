@@ -7,6 +7,7 @@ right, a release that changes nothing, a new device type)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,30 @@ def test_cli_refuses_both_gates_at_once() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "not both" in proc.stderr
+
+
+def test_cli_json_verdict_carries_the_register_diff() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "compatlab", "gate", "--profile", "ci", "--fail-fast",
+            "--format", "json",
+            "--candidate", str(CANDIDATES / "seeded" / "ext-tag-no-entry.toml"),
+        ],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    verdict = json.loads(proc.stdout)
+    assert verdict["verdict"] == "fail" and verdict["candidate"] == "9.2"
+    (failure,) = verdict["failures"]
+    assert any("x-pcie-ext-tag" in line for line in failure["explanation"])
+    fields = [r["field"] for r in failure["registers"]]
+    assert any("PCI Express capability" in f for f in fields), fields
+
+
+def test_cli_unknown_driver_is_exit_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "compatlab", "gate", "--drivers", "e1001",
+         "--candidate", str(CANDIDATES / "good" / "10.1-empty.toml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "did you mean 'e1000'" in proc.stderr, proc.stderr
