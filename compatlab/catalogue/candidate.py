@@ -523,3 +523,127 @@ def _compat_entries(
             continue
         entries.append(entry)
     return entries, problems
+
+
+# -- released versions as candidates ---------------------------------------------------------
+
+
+def _variant_spec(prop: PropertyDef, *, since: bool = True) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": prop.type.kind}
+    if prop.type.choices:
+        spec["choices"] = list(prop.type.choices)
+    if prop.type.minimum is not None:
+        spec["min"] = prop.type.minimum
+    if prop.type.maximum is not None:
+        spec["max"] = prop.type.maximum
+    if prop.default is not None:
+        spec["default"] = prop.default
+    if since:
+        spec["since"] = prop.since
+    if prop.until is not None:
+        spec["until"] = prop.until
+    for key in ("guest_visible", "internal"):
+        if getattr(prop, key):
+            spec[key] = True
+    if prop.doc:
+        spec["doc"] = prop.doc
+    if prop.sweep:
+        spec["sweep"] = list(prop.sweep)
+    return spec
+
+
+def _type_spec(t: DeviceType) -> dict[str, Any]:
+    spec: dict[str, Any] = {"since": str(t.since)}
+    if t.parent is not None:
+        spec["parent"] = t.parent
+    if t.abstract:
+        spec["abstract"] = True
+    elif t.builder is not None:
+        spec["builder"] = t.builder
+    for key in ("doc", "example", "max_instances"):
+        if getattr(t, key):
+            spec[key] = getattr(t, key)
+    if t.refuse:
+        spec["refuse"] = list(t.refuse)
+    props: dict[str, Any] = {}
+    for name, variants in t.properties.items():
+        if len(variants) == 1:
+            props[name] = _variant_spec(variants[0])
+        else:
+            props[name] = {"variants": [_variant_spec(p) for p in variants]}
+    spec["properties"] = props
+    return spec
+
+
+def release_candidate(catalogue: Catalogue, version: Version) -> Candidate:
+    """Release ``version`` of ``catalogue`` written as a candidate on the release
+    before it: what a candidate file for that release would have said. Applying it
+    to the catalogue gives back, for the release and for every older machine type
+    on it, exactly the values the catalogue has (tests/test_gate_candidates.py)."""
+    index = catalogue.versions.index(version)
+    if index == 0:
+        raise CatalogueError(f"{version} is the oldest version; it has no release before it")
+    before = catalogue.versions[index - 1]
+    base, target = as_of(catalogue, before), as_of(catalogue, version)
+    types: dict[str, dict[str, Any]] = {}
+    for name, t in target.types.items():
+        if name not in base.types:
+            types[name] = _type_spec(t)
+            continue
+        old = base.types[name]
+        spec: dict[str, Any] = {}
+        if t.until == version:
+            spec["until"] = str(version)
+        props: dict[str, Any] = {}
+        # Own properties on either side: a subtype's own copy (history folded by
+        # as_of) that the release drops is a change of that subtype too.
+        had, has = _inherited(base.types, name), _inherited(target.types, name)
+        for pname in sorted(set(old.properties) | set(t.properties)):
+            change = _property_change(had.get(pname), has[pname], version)
+            if change:
+                props[pname] = change
+        if props:
+            spec["properties"] = props
+        if spec:
+            types[name] = spec
+    compat = tuple(
+        {
+            "machine_version": str(e.version),
+            "array_name": e.array,
+            "driver": e.driver,
+            "property": e.prop,
+            "value": e.value,
+        }
+        for e in target.compat
+        if e.version == before
+    )
+    return Candidate(
+        version=version,
+        base=before,
+        doc=f"QEMU {version} as the catalogue records it",
+        types=types,
+        compat=compat,
+        source=f"<release {version}>",
+    )
+
+
+def _property_change(
+    old: tuple[PropertyDef, ...] | None, new: tuple[PropertyDef, ...], version: Version
+) -> dict[str, Any]:
+    current = _variant_for(new, version)
+    if current.internal:
+        was = None if old is None else _variant_for(old, version).default
+        if old is not None and was == current.default:
+            return {}
+        return {"internal": True, "type": current.type.kind, "default": current.default}
+    if old is None or all(p.internal for p in old):
+        return {k: v for k, v in _variant_spec(current).items() if k != "since"}
+    previous = _variant_for(old, version)
+    change: dict[str, Any] = {}
+    if Version.parse(current.since) == version and current.type != previous.type:
+        change = {k: v for k, v in _variant_spec(current).items() if k not in ("since", "until")}
+    elif current.default != previous.default:
+        change["default"] = current.default
+    if current.until is not None and Version.parse(current.until) == version:
+        change["until"] = str(version)
+    return change

@@ -562,9 +562,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     binaries = args.baseline_binary is not None or args.candidate_binary is not None
-    if args.candidate is not None:
-        if binaries:
-            raise ConfigError("give either --candidate or the two --*-binary options, not both")
+    if args.candidate is not None or args.release is not None:
+        if binaries or (args.candidate is not None and args.release is not None):
+            raise ConfigError(
+                "give one of --candidate, --release or the two --*-binary options, not several"
+            )
         return _candidate_gate(args)
     if args.baseline_binary is None or args.candidate_binary is None:
         raise ConfigError(
@@ -575,12 +577,18 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def _candidate_gate(args: argparse.Namespace) -> int:
     from compatlab import profiles
-    from compatlab.catalogue import using_catalogue
-    from compatlab.catalogue.candidate import apply_candidate, load_candidate
+    from compatlab.catalogue import builtin_catalogue, using_catalogue
+    from compatlab.catalogue.candidate import apply_candidate, load_candidate, release_candidate
     from compatlab.gate import candidate_gate
     from compatlab.versions import version_range
 
-    cc = apply_candidate(load_candidate(args.candidate))
+    if args.release is not None:
+        builtin = builtin_catalogue()
+        cc = apply_candidate(release_candidate(builtin, known_version(args.release)), builtin)
+        source = f"release {args.release} of the built-in catalogue"
+    else:
+        cc = apply_candidate(load_candidate(args.candidate))
+        source = args.candidate
     cat, n = cc.catalogue, cc.version
     baselines = None
     if args.baseline:
@@ -600,7 +608,7 @@ def _candidate_gate(args: argparse.Namespace) -> int:
     chosen = drivers if drivers is not None else cc.touched()
     olds = baselines or [v for v in cat.versions if v < n]
     print(
-        f"gate: candidate {n} on base {cc.base.versions[-1]} ({args.candidate}); "
+        f"gate: candidate {n} on base {cc.base.versions[-1]} ({source}); "
         f"{len(cc.problems)} data problem(s); upgrades from {olds[0]}..{olds[-1]} "
         f"({len(olds)} versions) on {', '.join(chosen) or 'no device type'}; profile {profile}",
         file=sys.stderr,

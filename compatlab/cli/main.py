@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--candidate", metavar="FILE", help="candidate release (docs/candidate-format.md)"
     )
     p.add_argument(
+        "--release",
+        metavar="VERSION",
+        help="gate a release of the built-in catalogue as a candidate on the one before it",
+    )
+    p.add_argument(
         "--baseline",
         metavar="VERSIONS",
         help="older versions to upgrade from: A..B or A,B,C (default: every one)",

@@ -107,7 +107,7 @@ class Finding:
     fixed_in: Version | None = None
 
     def explains(self, failure: Failure) -> bool:
-        if failure.invariant not in self.invariant or failure.driver != self.driver:
+        if failure.invariant not in self.invariant or not self._covers(failure.driver):
             return False
         versions = [Version.parse(v) for v in failure.versions]
         return any(
@@ -115,6 +115,17 @@ class Finding:
             for i, a in enumerate(versions)
             for b in versions[i + 1 :]
         )
+
+    def _covers(self, driver: str | None) -> bool:
+        """The finding's driver, or a subtype of it (a finding on pci-device covers all)."""
+        if driver is None:
+            return False
+        if driver == self.driver:
+            return True
+        from compatlab.catalogue import active_catalogue
+
+        cat = active_catalogue()
+        return driver in cat.types and self.driver in cat.types and cat.is_a(driver, self.driver)
 
 
 def load_findings(path: Path | None = None) -> list[Finding]:
