@@ -215,7 +215,7 @@ def test_cli_refuses_both_gates_at_once() -> None:
          "--baseline-binary", "7.2", "--candidate-binary", "10.0"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 2 and "not both" in proc.stderr
+    assert proc.returncode == 2 and "not several" in proc.stderr
 
 
 def test_cli_json_verdict_carries_the_register_diff() -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from compatlab.catalogue.loader import _prop, builtin_catalogue, parse_types
-from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType
+from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType, _variant_at
 from compatlab.catalogue.properties import PropertyDef, PropertyParseError
 from compatlab.errors import CatalogueError
 from compatlab.versions import Version
@@ -99,7 +99,7 @@ def as_of(catalogue: Catalogue, version: Version) -> Catalogue:
                     continue
             else:
                 want = catalogue.default(name, pname, version)
-                current = _variant_for(variants, version)
+                current = _variant_at(variants, version)
                 if current.default == want:
                     continue
                 own = tuple(
@@ -115,16 +115,6 @@ def as_of(catalogue: Catalogue, version: Version) -> Catalogue:
         compat=compat,
         versions=tuple(v for v in catalogue.versions if v <= version),
     )
-
-
-def _variant_for(variants: tuple[PropertyDef, ...], version: Version) -> PropertyDef:
-    for prop in variants:
-        since = Version.parse(prop.since)
-        if since <= version and (prop.until is None or version < Version.parse(prop.until)):
-            return prop
-    if version < Version.parse(variants[0].since):
-        return variants[0]
-    return variants[-1]
 
 
 def _inherited(types: Mapping[str, DeviceType], name: str) -> dict[str, tuple[PropertyDef, ...]]:
@@ -147,7 +137,7 @@ def _props_as_of(
     if not kept:
         return _history_as_internal(catalogue, owner, variants[0], version)
     value = catalogue.default(owner, variants[0].name, version)
-    current = _variant_for(tuple(kept), version)
+    current = _variant_at(tuple(kept), version)
     out = []
     for p in kept:
         until = p.until if p.until is not None and Version.parse(p.until) <= version else None
@@ -511,7 +501,7 @@ def _compat_entries(
         try:
             for owner in owners:
                 variants = cat._all_props(owner)[entry.prop]
-                _variant_for(variants, n).type.parse(entry.value)
+                _variant_at(variants, n).type.parse(entry.value)
         except PropertyParseError as exc:
             problems.append(
                 CandidateProblem(
@@ -630,15 +620,15 @@ def release_candidate(catalogue: Catalogue, version: Version) -> Candidate:
 def _property_change(
     old: tuple[PropertyDef, ...] | None, new: tuple[PropertyDef, ...], version: Version
 ) -> dict[str, Any]:
-    current = _variant_for(new, version)
+    current = _variant_at(new, version)
     if current.internal:
-        was = None if old is None else _variant_for(old, version).default
+        was = None if old is None else _variant_at(old, version).default
         if old is not None and was == current.default:
             return {}
         return {"internal": True, "type": current.type.kind, "default": current.default}
     if old is None or all(p.internal for p in old):
         return {k: v for k, v in _variant_spec(current).items() if k != "since"}
-    previous = _variant_for(old, version)
+    previous = _variant_at(old, version)
     change: dict[str, Any] = {}
     if Version.parse(current.since) == version and current.type != previous.type:
         change = {k: v for k, v in _variant_spec(current).items() if k not in ("since", "until")}
