@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compatlab.catalogue.candidate import CandidateCatalogue
 from compatlab.config import Config
 from compatlab.oracles.capture import CaptureRecord, capture_config
 from compatlab.oracles.qemu import QemuBinary
@@ -168,6 +170,7 @@ class GateFailure:
     registers: tuple[dict[str, Any], ...] = ()
     note: str | None = None
     seconds: float = 0.0  # since the gate started
+    reproduce: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -180,6 +183,7 @@ class GateFailure:
             "registers": list(self.registers),
             "note": self.note,
             "seconds": self.seconds,
+            "reproduce": self.reproduce,
         }
 
 
@@ -219,38 +223,37 @@ class CandidateVerdict:
 
 
 def candidate_gate(
-    cc: Any,
+    cc: CandidateCatalogue,
     *,
-    baselines: Any = None,
+    baselines: Sequence[Version] | None = None,
     profile: str = "gate",
-    drivers: Any = None,
+    drivers: Sequence[str] | None = None,
     seed: int = 0,
     fail_fast: bool = False,
-    progress: Any = None,
+    workers: int = 1,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> CandidateVerdict:
     """Run :data:`GATE_INVARIANTS` from every baseline version to ``cc``'s candidate.
 
-    ``cc`` is a :class:`compatlab.catalogue.candidate.CandidateCatalogue`; baselines
-    default to every version before the candidate; ``drivers`` to the device types
-    the candidate touches (the others behave exactly as on the base's newest
-    version, since builders never test versions). Tasks run newest baseline first
-    and machine-type view first, so a missing entry shows early; ``fail_fast`` stops
-    at the first failure.
+    Baselines default to every version before the candidate; ``drivers`` to the
+    device types the candidate touches (the others behave exactly as on the base's
+    newest version, since builders never test versions). Tasks run newest baseline
+    first and machine-type view first, so a missing entry shows early; ``fail_fast``
+    stops at the first failure; ``workers`` > 1 runs tasks in that many processes
+    (same verdict: every task has its own seed).
 
     A violation is the candidate's only if the same case holds from its source to
     the base's newest release: breaks already in the released history (QEMU's own,
     corpora/findings.toml) are not the candidate's to fix, so they are excused.
     """
+    import concurrent.futures
     import random
     import time
 
-    from compatlab.catalogue import using_catalogue
-    from compatlab.invariants.registry import Scope, Violation, get
-    from compatlab.invariants.runner import Task, run_task, task_seed
+    from compatlab.invariants.registry import get
 
     start = time.perf_counter()
     cat = cc.catalogue
-    newest_released = cc.base.versions[-1]
     n = cc.version
     olds = sorted(baselines or [v for v in cat.versions if v < n], reverse=True)
     chosen = tuple(drivers) if drivers is not None else cc.touched()
@@ -258,71 +261,44 @@ def candidate_gate(
     failures: list[GateFailure] = []
     runs = examples = 0
     complete = True
-    if problems and fail_fast:
-        complete = False
-    elif chosen:
+    tasks: list[_GateTask] = []
+    if not (problems and fail_fast) and chosen:
         rng = random.Random(f"{seed}:gate:{n}")
-        tasks: list[tuple[str, tuple[Version, ...]]] = []
         for name in GATE_INVARIANTS:
             for u in olds:
+                present = tuple(d for d in chosen if cat.types[d].exists_in(u))
+                versions: tuple[Version, ...] = (u, n)
                 if get(name).arity == 3:
-                    middle = rng.choice([v for v in cat.versions if u <= v <= n])
-                    tasks.append((name, (u, middle, n)))
-                else:
-                    tasks.append((name, (u, n)))
-        with using_catalogue(cat):
-            for i, (name, versions) in enumerate(tasks, start=1):
-                present = tuple(d for d in chosen if cat.types[d].exists_in(versions[0]))
-                if not present:  # no guest of that version can have these devices
-                    if progress is not None:
-                        progress(i, len(tasks), sum(f.status == "fail" for f in failures))
-                    continue
-                scope = Scope(drivers=present, last_may_refuse=True)
-                inv = get(name)
+                    versions = (u, rng.choice([v for v in cat.versions if u <= v <= n]), n)
+                if present:  # else no guest of that version can have these devices
+                    tasks.append(_GateTask(name, versions, present, profile, seed))
+    complete = not (problems and fail_fast)
 
-                def inherited(case: Any, inv: Any = inv) -> bool:
-                    """The case fails already from its source to the base's newest
-                    release: a break of the released history, not of the candidate."""
-                    *head, _ = case.versions
-                    before = (*tuple(min(v, newest_released) for v in head), newest_released)
-                    try:
-                        inv.run(dataclasses.replace(case, versions=before))
-                    except Violation:
-                        return True
-                    except Exception:
-                        return False
-                    return False
+    def outcomes() -> Any:
+        if workers <= 1:
+            _WORKER["cc"] = cc
+            yield from map(_run_gate_task, tasks)
+            return
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(cc,)
+        ) as pool:
+            try:
+                yield from pool.map(_run_gate_task, tasks)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
 
-                texts = tuple(str(v) for v in versions)
-                task = Task(
-                    name, texts, None, task_seed(seed, name, versions, None), profile, "gate"
-                )
-                record = run_task(task, (), scope=scope, keep_failures=False, excuse=inherited)
-                runs += 1
-                examples += record.examples
-                if record.status == "error":
-                    raise RuntimeError(f"{name} {'..'.join(texts)}: {record.note}")
-                if record.status == "fail" and record.failure:
-                    data = json.loads(record.failure)
-                    lines, regs = explain(cc, name, versions, data)
-                    failures.append(
-                        GateFailure(
-                            name,
-                            texts,
-                            data.get("driver"),
-                            record.status,
-                            data,
-                            tuple(lines),
-                            tuple(regs),
-                            record.note,
-                            round(time.perf_counter() - start, 3),
-                        )
-                    )
-                if progress is not None:
-                    progress(i, len(tasks), sum(f.status == "fail" for f in failures))
-                if fail_fast and any(f.status == "fail" for f in failures):
-                    complete = i == len(tasks)
-                    break
+    for i, (task_examples, failure) in enumerate(outcomes(), start=1):
+        runs += 1
+        examples += task_examples
+        if failure is not None:
+            failures.append(
+                dataclasses.replace(failure, seconds=round(time.perf_counter() - start, 3))
+            )
+        if progress is not None:
+            progress(i, len(tasks), len(failures))
+        if fail_fast and failures:
+            complete = i == len(tasks)
+            break
     return CandidateVerdict(
         candidate=str(n),
         base=str(cc.base.versions[-1]),
@@ -335,6 +311,87 @@ def candidate_gate(
         examples=examples,
         seconds=round(time.perf_counter() - start, 3),
         complete=complete,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _GateTask:
+    invariant: str
+    versions: tuple[Version, ...]
+    drivers: tuple[str, ...]
+    profile: str
+    seed: int
+
+
+_WORKER: dict[str, CandidateCatalogue] = {}
+
+
+def _init_worker(cc: CandidateCatalogue) -> None:
+    _WORKER["cc"] = cc
+
+
+def _run_gate_task(task: _GateTask) -> tuple[int, GateFailure | None]:
+    """One invariant from one old version to the candidate: its examples, and its
+    failure with the explanation (in the worker, next to the catalogue)."""
+    from compatlab.catalogue import using_catalogue
+    from compatlab.invariants.registry import Case, Scope, Violation, get
+    from compatlab.invariants.runner import Task, run_task, task_seed
+
+    cc = _WORKER["cc"]
+    newest_released = cc.base.versions[-1]
+    inv = get(task.invariant)
+
+    def inherited(case: Case) -> bool:
+        """The case fails already from its source to the base's newest release: a
+        break of the released history, not of the candidate."""
+        *head, _ = case.versions
+        before = (*tuple(min(v, newest_released) for v in head), newest_released)
+        try:
+            inv.run(dataclasses.replace(case, versions=before))
+        except Violation:
+            return True
+        except Exception:
+            return False
+        return False
+
+    texts = tuple(str(v) for v in task.versions)
+    seed = task_seed(task.seed, task.invariant, task.versions, None)
+    with using_catalogue(cc.catalogue):
+        record = run_task(
+            Task(task.invariant, texts, None, seed, task.profile, "gate"),
+            (),
+            scope=Scope(drivers=task.drivers, last_may_refuse=True),
+            keep_failures=False,
+            excuse=inherited,
+        )
+    if record.status == "error":
+        raise RuntimeError(f"{task.invariant} {'..'.join(texts)}: {record.note}")
+    if record.status != "fail" or not record.failure:
+        return record.examples, None
+    data = json.loads(record.failure)
+    lines, regs = explain(cc, task.invariant, task.versions, data)
+    return record.examples, GateFailure(
+        task.invariant,
+        texts,
+        data.get("driver"),
+        record.status,
+        data,
+        tuple(lines),
+        tuple(regs),
+        record.note,
+        0.0,
+        _reproduce(cc, task.versions[0], task.drivers, task.profile, task.seed),
+    )
+
+
+def _reproduce(
+    cc: CandidateCatalogue, old: Version, drivers: Sequence[str], profile: str, seed: int
+) -> str:
+    source = cc.candidate.source
+    what = f"--release {cc.version}" if source.startswith("<release") else f"--candidate {source}"
+    return (
+        f"compatlab gate {what} --baseline {old} --drivers {','.join(drivers)} "
+        f"--profile {profile} --seed {seed}"
     )
 
 
@@ -374,7 +431,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def explain(
-    cc: Any, invariant: str, versions: tuple[Version, ...], failure: dict[str, Any]
+    cc: CandidateCatalogue, invariant: str, versions: tuple[Version, ...], failure: dict[str, Any]
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Which property of the candidate makes the failing device differ, and the entry
     that would fix it; and the register-level diff of the device.
@@ -449,7 +506,9 @@ def explain(
     return lines, regs[:32]
 
 
-def _entry_needed(cc: Any, driver: str, prop: str, old: Version, was: Any, now: Any) -> str:
+def _entry_needed(
+    cc: CandidateCatalogue, driver: str, prop: str, old: Version, was: Any, now: Any
+) -> str:
     cat, base = cc.catalogue, cc.base
     n = cc.version
     fmt = _formatter(cat, driver, prop, n)

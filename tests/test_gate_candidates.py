@@ -287,3 +287,19 @@ def test_the_gate_rejects_exactly_the_releases_with_known_findings(release: str)
     with using_catalogue(cc.catalogue):
         for f in verdict.failures:
             assert any(k._covers(f.driver) for k in findings), (f.driver, f.explanation)
+
+
+def test_workers_give_the_same_verdict() -> None:
+    cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / "rng-vectors-default-change.toml"))
+    baselines = [Version.parse(v) for v in ("9.2", "10.0")]
+    one = candidate_gate(cc, profile="dev", baselines=baselines)
+    two = candidate_gate(cc, profile="dev", baselines=baselines, workers=2)
+    assert (one.runs, one.examples) == (two.runs, two.examples)
+    assert [f.to_json() | {"seconds": 0} for f in one.failures] == [
+        f.to_json() | {"seconds": 0} for f in two.failures
+    ]
+    # A changed default shows only in the machine-type view, from both baselines.
+    assert {(f.invariant, f.versions[0]) for f in one.failures} == {
+        ("machine-type-upgrade", "9.2"),
+        ("machine-type-upgrade", "10.0"),
+    }

@@ -632,6 +632,7 @@ def _candidate_gate(args: argparse.Namespace) -> int:
         drivers=drivers,
         seed=args.seed,
         fail_fast=args.fail_fast,
+        workers=max(1, args.workers),
         progress=progress,
     )
     _progress_done()
@@ -669,6 +670,7 @@ def _print_candidate_verdict(verdict: Any) -> None:
             )
         if len(f.registers) > 8:
             print(f"  … {len(f.registers) - 8} more differing bytes (--format json lists them)")
+        print(f"  reproduce: {f.reproduce}")
     known = [f for f in verdict.failures if f.status == "known"]
     fails = [f for f in verdict.failures if f.status == "fail"]
     if known:

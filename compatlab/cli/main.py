@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="device types to check (default: the ones the candidate touches)",
     )
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+    p.add_argument(
+        "-n", "--workers", type=int, default=1, metavar="N", help="processes for --candidate"
+    )
     p.add_argument("--profile", help="Hypothesis profile for --candidate (default: gate)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the candidate gate")
     p.add_argument("--format", choices=("text", "json"), default="text")
