@@ -52,9 +52,11 @@ def test_gate_7_2_against_10_0_matches_the_recorded_finding() -> None:
     recorded = json.loads(RECORDED.read_text())
     machines = [m for m in baseline.machines if m in candidate.machines]
     assert [str(m) for m in machines] == recorded["machines"]
-    verdict = binary_gate(baseline, candidate, machines, max_examples=25)
+    verdict = binary_gate(baseline, candidate, machines, max_examples=recorded["per_type"])
     assert verdict.to_json()["verdict"] == recorded["verdict"]
-    if recorded["difference"] is not None:
-        assert verdict.difference is not None
+    live = {d["driver"]: d for d in verdict.differences}
+    kept = {d["driver"]: d for d in recorded["differences"]}
+    assert set(live) == set(kept)
+    for driver, diff in kept.items():
         for key in ("machine", "config", "offset", "what"):
-            assert verdict.difference[key] == recorded["difference"][key]
+            assert live[driver][key] == diff[key], (driver, key)

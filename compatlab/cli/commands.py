@@ -699,16 +699,31 @@ def _binary_gate(args: argparse.Namespace) -> int:
         )
     print(
         f"gate: {baseline.describe()} against {candidate.describe()} on pc-i440fx-"
-        f"{machines[0]}..{machines[-1]}, {args.examples} configs",
+        f"{machines[0]}..{machines[-1]}: every device type alone, then {args.examples} "
+        "generated configs of each",
         file=sys.stderr,
     )
-    verdict = binary_gate(baseline, candidate, machines, max_examples=args.examples)
+    started = time.perf_counter()
+
+    def progress(driver: str, done: int, total: int) -> None:
+        msg = f"gate: {done}/{total} device types ({driver}), {time.perf_counter() - started:.0f}s"
+        if sys.stderr.isatty():
+            _progress(msg)
+        else:
+            print(msg, file=sys.stderr)
+
+    verdict = binary_gate(
+        baseline, candidate, machines, max_examples=args.examples, progress=progress
+    )
+    _progress_done()
     if args.record:
         save_verdict(verdict, Path(args.record))
     if verdict.passed:
         print(f"gate: PASS ({verdict.examples} configs, no guest-visible difference)")
         return ExitCode.OK
-    diff = verdict.difference or {}
-    print(f"gate: FAIL on pc-i440fx-{diff.get('machine')}: {diff.get('what')}")
-    print("  minimal config: " + " ".join(f"-device {d}" for d in diff.get("config", [])))
+    for diff in verdict.differences:
+        print(f"FAIL {diff.get('driver')} on pc-i440fx-{diff.get('machine')}: {diff.get('what')}")
+        print("  minimal config: " + " ".join(f"-device {d}" for d in diff.get("config", [])))
+    kinds = len(verdict.differences)
+    print(f"gate: FAIL ({verdict.examples} configs, {kinds} device type(s) differ)")
     return ExitCode.FAILED

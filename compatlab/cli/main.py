@@ -129,7 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-binary", metavar="VERSION", help="e.g. 7.2")
     p.add_argument("--candidate-binary", metavar="VERSION", help="e.g. 10.0")
     p.add_argument("--machines", metavar="A..B", help="machine types (default: all both offer)")
-    p.add_argument("--examples", type=int, default=25, metavar="N", help="configs to try")
+    p.add_argument(
+        "--examples",
+        type=int,
+        default=2,
+        metavar="N",
+        help="generated configs per device type, after each type alone (binary gate)",
+    )
     p.add_argument("--record", metavar="FILE", help="write the verdict as JSON")
 
     h = sub.add_parser("hints", help="dump and inspect compat hints")
