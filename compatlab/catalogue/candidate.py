@@ -17,7 +17,7 @@ Compat entries that name a driver or property that does not exist, that do not
 parse as the property's type, or that are filed under N or later, are not errors
 of the file: QEMU ignores an entry for an unknown type and an entry filed under N
 applies to N itself, so they are kept as :class:`CandidateProblem` for the gate to
-report, and left out of the catalogue, as QEMU would.
+report; entries QEMU ignores are left out of the catalogue, the others kept.
 """
 
 from __future__ import annotations
@@ -497,7 +497,7 @@ def _compat_entries(
                     f"under {cat.versions[-2]}",
                 )
             )
-            continue
+            # Kept: QEMU applies it, to the candidate too.
         try:
             for owner in owners:
                 variants = cat._all_props(owner)[entry.prop]
