@@ -31,6 +31,9 @@ _COMMON = {
         HealthCheck.too_slow,
         HealthCheck.filter_too_much,
         HealthCheck.data_too_large,
+        # A property test may drive the gate or a check run, which search with
+        # Hypothesis themselves (tests/test_gate_properties.py does on purpose).
+        HealthCheck.nested_given,
     ],
 }
 
@@ -47,8 +50,16 @@ PROFILES: dict[str, dict[str, object]] = {
 }
 
 
+_registered = False
+
+
 def register() -> None:
-    """Register every compatlab profile with Hypothesis (idempotent)."""
+    """Register every compatlab profile with Hypothesis, once per process (the
+    gate loads profiles from inside running tests, where Hypothesis would warn)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     for name, options in PROFILES.items():
         opts = dict(options)
         if "database" not in opts:

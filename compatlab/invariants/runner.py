@@ -195,7 +195,9 @@ def run_task(
         current = settings.default
         assert current is not None
         phases = [p for p in current.phases if shrink or p != Phase.shrink]
-        seed(task.seed)(settings(current, phases=phases)(given(strategy)(test)))()
+        seed(task.seed)(
+            settings(current, phases=phases, report_multiple_bugs=False)(given(strategy)(test))
+        )()
 
     start = time.perf_counter()
     status, failure_json, note = "pass", None, None
