@@ -191,6 +191,14 @@ GATE_INVARIANTS: tuple[str, ...] = (
 view comes first: stored hints pin every property a version had, so a changed default
 with no history entry shows only when the candidate applies an old machine type."""
 
+CANDIDATE_INVARIANTS: tuple[str, ...] = (
+    "config-space-well-formed",
+    "same-version-round-trip",
+    "explicit-default-is-neutral",
+)
+"""What the gate checks on the candidate itself, for the device types it touches
+(a new device type has no older guests, but its config space must still be right)."""
+
 
 @dataclass(frozen=True, slots=True)
 class GateFailure:
@@ -268,7 +276,8 @@ def candidate_gate(
     workers: int = 1,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> CandidateVerdict:
-    """Run :data:`GATE_INVARIANTS` from every baseline version to ``cc``'s candidate.
+    """Run :data:`GATE_INVARIANTS` from every baseline version to ``cc``'s candidate,
+    and :data:`CANDIDATE_INVARIANTS` on the candidate itself.
 
     Baselines default to every version before the candidate; ``drivers`` to the
     device types the candidate touches (the others behave exactly as on the base's
@@ -307,6 +316,9 @@ def candidate_gate(
                     versions = (u, rng.choice([v for v in cat.versions if u <= v <= n]), n)
                 if present:  # else no guest of that version can have these devices
                     tasks.append(_GateTask(name, versions, present, profile, seed))
+        own = tuple(d for d in chosen if cat.types[d].exists_in(n))
+        for name in CANDIDATE_INVARIANTS if own else ():
+            tasks.append(_GateTask(name, (n,), own, profile, seed))
     complete = not (problems and fail_fast)
 
     def outcomes() -> Any:
@@ -395,7 +407,7 @@ def _run_gate_task(task: _GateTask) -> tuple[int, GateFailure | None]:
         record = run_task(
             Task(task.invariant, texts, None, seed, task.profile, "gate"),
             (),
-            scope=Scope(drivers=task.drivers, last_may_refuse=True),
+            scope=Scope(drivers=task.drivers, last_may_refuse=len(task.versions) > 1),
             keep_failures=False,
             excuse=inherited,
         )
@@ -404,7 +416,10 @@ def _run_gate_task(task: _GateTask) -> tuple[int, GateFailure | None]:
     if record.status != "fail" or not record.failure:
         return record.examples, None
     data = json.loads(record.failure)
-    lines, regs = explain(cc, task.invariant, task.versions, data)
+    lines: list[str] = []
+    regs: list[dict[str, Any]] = []
+    if len(task.versions) > 1:
+        lines, regs = explain(cc, task.invariant, task.versions, data)
     return record.examples, GateFailure(
         task.invariant,
         texts,
@@ -424,8 +439,9 @@ def _reproduce(
 ) -> str:
     source = cc.candidate.source
     what = f"--release {cc.version}" if source.startswith("<release") else f"--candidate {source}"
+    span = f" --baseline {old}" if old < cc.version else ""
     return (
-        f"compatlab gate {what} --baseline {old} --drivers {','.join(drivers)} "
+        f"compatlab gate {what}{span} --drivers {','.join(drivers)} "
         f"--profile {profile} --seed {seed}"
     )
 

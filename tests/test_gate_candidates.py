@@ -17,7 +17,7 @@ import pytest
 from compatlab.catalogue import builtin_catalogue, using_catalogue
 from compatlab.catalogue.candidate import apply_candidate, as_of, load_candidate, release_candidate
 from compatlab.config import Config, parse_device_string
-from compatlab.gate import candidate_gate
+from compatlab.gate import CANDIDATE_INVARIANTS, GATE_INVARIANTS, candidate_gate
 from compatlab.invariants.runner import load_findings
 from compatlab.realize import realize
 from compatlab.versions import Version
@@ -95,7 +95,8 @@ def test_gate_accepts_the_unmodified_catalogue_on_every_device() -> None:
     baselines = [Version.parse(v) for v in ("2.4", "6.0", "9.0", "10.0")]
     verdict = candidate_gate(cc, profile="ci", drivers=everything, baselines=baselines)
     assert verdict.passed, [f.failure["detail"] for f in verdict.failures]
-    assert verdict.runs == 5 * len(baselines) and verdict.examples > 0
+    assert verdict.runs == len(GATE_INVARIANTS) * len(baselines) + len(CANDIDATE_INVARIANTS)
+    assert verdict.examples > 0
 
 
 def test_the_correct_candidates_check_something() -> None:
@@ -103,7 +104,16 @@ def test_the_correct_candidates_check_something() -> None:
     cc = apply_candidate(load_candidate(CANDIDATES / "good" / "rng-vectors.toml"))
     verdict = candidate_gate(cc, profile="dev", baselines=[Version.parse("7.1")])
     assert verdict.drivers == ("virtio-rng-pci",)
-    assert verdict.runs == 5 and verdict.examples > 0
+    assert verdict.runs == len(GATE_INVARIANTS) + len(CANDIDATE_INVARIANTS)
+    assert verdict.examples > 0
+
+
+def test_a_new_device_type_is_checked_on_the_candidate() -> None:
+    """No older guest can have it, but its own config space is still checked."""
+    cc = apply_candidate(load_candidate(CANDIDATES / "good" / "new-device.toml"))
+    verdict = candidate_gate(cc, profile="ci")
+    assert verdict.drivers == ("e1000-82545em",)
+    assert verdict.runs == len(CANDIDATE_INVARIANTS) and verdict.examples > 0
 
 
 def test_the_gate_excuses_breaks_already_released() -> None:
@@ -113,7 +123,7 @@ def test_the_gate_excuses_breaks_already_released() -> None:
         load_candidate(CANDIDATES / "good" / "10.1-empty.toml"), builtin_catalogue()
     )
     verdict = candidate_gate(cc, profile="ci", drivers=("nvme",), baselines=[Version.parse("9.0")])
-    assert verdict.passed and verdict.runs == 5
+    assert verdict.passed and verdict.runs == len(GATE_INVARIANTS) + len(CANDIDATE_INVARIANTS)
 
 
 # -- the catalogue as it stood ----------------------------------------------------------
