@@ -142,13 +142,17 @@ def resolve(
     counts: dict[str, int] = {}
     devices = []
     for spec, addr in zip(config.devices, addresses, strict=True):
-        dtype = cat.device(spec.driver, v)
-        counts[spec.driver] = counts.get(spec.driver, 0) + 1
-        if dtype.max_instances is not None and counts[spec.driver] > dtype.max_instances:
-            raise ConfigError(
-                f"{spec.driver}: at most {dtype.max_instances} per machine "
-                f"(QEMU refuses another one)"
-            )
+        cat.device(spec.driver, v)
+        for family in cat.ancestry(spec.driver):
+            limit = cat.types[family].max_instances
+            if limit is None:
+                continue
+            counts[family] = counts.get(family, 0) + 1
+            if counts[family] > limit:
+                kind = spec.driver if family == spec.driver else f"{family} (any variant)"
+                raise ConfigError(
+                    f"{spec.driver}: at most {limit} {kind} per machine (QEMU refuses another one)"
+                )
         if spec.id is not None:
             if spec.id in seen_ids:
                 raise ConfigError(f"Duplicate device ID {spec.id!r}")

@@ -30,6 +30,10 @@ CANDIDATES = ROOT / "corpora" / "candidates"
 TRANSITIONAL = ("virtio-net-pci-transitional", "virtio-net-pci-non-transitional")
 SEEDED: dict[str, tuple[str | tuple[str, ...] | None, str]] = {
     "net-vectors-entry-misses-transitional": (TRANSITIONAL, "vectors changed 4294967295 → 6"),
+    "rng-vectors-entry-misses-transitional": (
+        ("virtio-rng-pci-transitional", "virtio-rng-pci-non-transitional"),
+        "vectors is new in 7.2",
+    ),
     "rng-vectors-no-entry": ("virtio-rng-pci", "vectors is new in 7.2"),
     "rng-vectors-default-change": ("virtio-rng-pci", "vectors changed"),
     "ext-tag-no-entry": (None, "x-pcie-ext-tag is new in 9.2"),

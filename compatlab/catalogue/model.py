@@ -42,7 +42,8 @@ class DeviceType:
     properties for their subtypes. ``example`` is a minimal working ``-device`` string
     (with the backends QEMU insists on); ``refuse`` lists property combinations
     (``a=x,b=y``) that the device refuses, for capture sweeps. ``max_instances``
-    caps how many a machine may hold (QEMU allows one balloon)."""
+    caps how many of the type and its subtypes together a machine may hold (QEMU
+    allows one balloon, of any variant)."""
 
     name: str
     parent: str | None
