@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from compatlab.catalogue import builtin_catalogue, using_catalogue
-from compatlab.catalogue.candidate import apply_candidate, as_of, load_candidate, release_candidate
+from compatlab.catalogue.candidate import (
+    apply_candidate,
+    as_of,
+    load_candidate,
+    parse_candidate,
+    release_candidate,
+)
 from compatlab.config import Config, parse_device_string
 from compatlab.gate import CANDIDATE_INVARIANTS, GATE_INVARIANTS, candidate_gate
 from compatlab.invariants.runner import load_findings
@@ -321,3 +327,18 @@ def test_workers_give_the_same_verdict() -> None:
         ("machine-type-upgrade", "9.2"),
         ("machine-type-upgrade", "10.0"),
     }
+
+
+def test_an_inherited_break_does_not_hide_a_new_one() -> None:
+    """From 9.0, every nvme already differs on 10.0 (QEMU's 9.1 change). A 10.1 that
+    also changes nvme's MSI-X table size without an entry is still rejected there:
+    a violation is excused only when the candidate realizes exactly what the base's
+    newest release does."""
+    data = {"version": "10.1", "types": {"nvme": {"properties": {"msix_qsize": {"default": 32}}}}}
+    cc = apply_candidate(parse_candidate(data, "<test>"))
+    verdict = candidate_gate(
+        cc, profile="ci", drivers=("nvme",), baselines=[Version.parse("9.0")], fail_fast=True
+    )
+    assert not verdict.passed
+    said = [line for f in verdict.failures for line in f.explanation]
+    assert any("nvme.msix_qsize changed 65 → 32 in 10.1" in line for line in said), said
