@@ -4,7 +4,8 @@ Architecture — data flows one way, and a module imports only modules upstream:
 
     errors, versions
       → pci/          config space, masks, BARs, capabilities (no device knowledge)
-      → catalogue/    device types, property history as data, config-space builders
+      → catalogue/    device types, property history as data, config-space builders;
+                      candidate releases as data on the catalogue as it stood
       → config        -device strings and JSON/TOML files
       → hints/        compat hints: the value and its canonical file format
       → resolve       config (+ hints) → a value and its source for every property;
@@ -14,6 +15,7 @@ Architecture — data flows one way, and a module imports only modules upstream:
       → invariants/   named checks over generated inputs, the version-matrix runner
       → results       result records, the pandas/Parquet results table
       → report/       HTML, Markdown, JUnit XML and trends from the results table
+      → gate          release gating: a candidate release (as data) or two binaries
       → cli/          the only place that prints (with report writers)
 
 ``compatlab.pci`` depends only on the standard library; version knowledge lives

@@ -1,10 +1,13 @@
-"""Release gating across real emulator binaries.
+"""Release gating: is it safe to ship emulator release N?
 
-``binary_gate`` compares two real QEMU binaries on the machine types both
-offer: Hypothesis generates configs (devices and guest-visible properties both
-releases have), both binaries realize them on the same machine type, and any
-guest-visible difference — a refusal on one side only, a config-space byte, or
-what a guest reads back after writing all-ones and zeros (masks, BAR sizes) —
+Two gates, one question. ``candidate_gate`` takes release N as data (a candidate
+file on the catalogue as it stood, docs/candidate-format.md) and runs the
+cross-version invariants from every older version to it, plus the one-version
+ones on N itself; each failure comes with the property behind it and the
+history entry that would fix it (:func:`explain`). ``binary_gate`` compares two
+real QEMU binaries on the machine types both offer, device type by device type:
+any guest-visible difference — a refusal on one side only, a config-space byte,
+or what a guest reads back after writing all-ones and zeros (masks, BAR sizes) —
 fails the gate, with the config shrunk to a minimal one.
 """
 

@@ -342,3 +342,16 @@ def test_an_inherited_break_does_not_hide_a_new_one() -> None:
     assert not verdict.passed
     said = [line for f in verdict.failures for line in f.explanation]
     assert any("nvme.msix_qsize changed 65 → 32 in 10.1" in line for line in said), said
+
+
+@pytest.mark.parametrize(("release", "code"), [("9.1", 1), ("9.2", 0)])
+def test_cli_gates_a_release_of_the_catalogue(release: str, code: int) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "compatlab", "gate", "--release", release, "--profile", "dev",
+         "--fail-fast", "-n", "2"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    if code:
+        assert "nvme: behaviour _deverr_init changed off → on in 9.1" in proc.stdout
+        assert "wmask   0x88 capability area: PCI Express capability at 0x80 + 0x08" in proc.stdout
