@@ -44,6 +44,7 @@ class GateVerdict:
     difference: dict[str, Any] | None
     differences: tuple[dict[str, Any], ...] = ()
     per_type: int = 0
+    newly_accepted: tuple[dict[str, Any], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -59,6 +60,7 @@ class GateVerdict:
             "difference": self.difference,
             "differences": list(self.differences),
             "per_type": self.per_type,
+            "newly_accepted": list(self.newly_accepted),
         }
 
 
@@ -71,7 +73,7 @@ def compare_records(base: CaptureRecord, cand: CaptureRecord) -> dict[str, Any] 
     common = {"machine": base.machine, "config": list(base.devices)}
     if (base.error is None) != (cand.error is None):
         refused, by = (base, "baseline") if base.error else (cand, "candidate")
-        return {**common, "what": f"only the {by} refuses: {refused.error}"}
+        return {**common, "what": f"only the {by} refuses: {refused.error}", "refused_by": by}
     if base.config_space is None or cand.config_space is None:
         return None
     for n, (a, b) in enumerate(zip(base.config_space, cand.config_space, strict=True)):
@@ -133,6 +135,9 @@ def binary_gate(
     ]
     examples = 0
     differences: list[dict[str, Any]] = []
+    # A config only the baseline refuses has no guest to keep: the candidate may
+    # accept more. Noted (once per type), not failed.
+    newly_accepted: dict[str, dict[str, Any]] = {}
     for index, driver in enumerate(chosen, start=1):
         alone = Config(
             (DeviceSpec(driver, "dev0", None, tuple(required_pairs(cat, driver, versions[0], 0))),)
@@ -156,7 +161,9 @@ def binary_gate(
             a = capture_config(baseline, machine, config, probe=True)
             b = capture_config(candidate, machine, config, probe=True)
             diff = compare_records(a, b)
-            if diff is not None:
+            if diff is not None and diff.get("refused_by") == "baseline":
+                newly_accepted.setdefault(driver, {"driver": driver, **diff})  # noqa: B023  (runs in this iteration)
+            elif diff is not None:
                 raise Difference(diff)
 
         try:
@@ -173,6 +180,7 @@ def binary_gate(
         differences[0] if differences else None,
         tuple(differences),
         max_examples,
+        tuple(newly_accepted.values()),
     )
 
 

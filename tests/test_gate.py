@@ -42,6 +42,9 @@ def test_compare_records_finds_bytes_probes_and_refusals() -> None:
     assert probe is not None and "all-ones" in probe["what"]
     refused = compare_records(_record(same), _record(same, error="nope"))
     assert refused is not None and "only the candidate refuses" in refused["what"]
+    assert refused["refused_by"] == "candidate"
+    newer = compare_records(_record(same, error="nope"), _record(same))
+    assert newer is not None and newer["refused_by"] == "baseline"
 
 
 @pytest.mark.qemu
@@ -60,3 +63,5 @@ def test_gate_7_2_against_10_0_matches_the_recorded_finding() -> None:
     for driver, diff in kept.items():
         for key in ("machine", "config", "offset", "what"):
             assert live[driver][key] == diff[key], (driver, key)
+    noted = {d["driver"] for d in verdict.newly_accepted}
+    assert noted == {d["driver"] for d in recorded["newly_accepted"]}

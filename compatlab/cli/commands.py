@@ -718,6 +718,11 @@ def _binary_gate(args: argparse.Namespace) -> int:
     _progress_done()
     if args.record:
         save_verdict(verdict, Path(args.record))
+    for note in verdict.newly_accepted:
+        print(
+            f"note: {note['driver']} on pc-i440fx-{note['machine']}: {note['what']} "
+            "(no guest to keep; not a failure)"
+        )
     if verdict.passed:
         print(f"gate: PASS ({verdict.examples} configs, no guest-visible difference)")
         return ExitCode.OK
