@@ -355,3 +355,24 @@ def test_cli_gates_a_release_of_the_catalogue(release: str, code: int) -> None:
     if code:
         assert "nvme: behaviour _deverr_init changed off → on in 9.1" in proc.stdout
         assert "wmask   0x88 capability area: PCI Express capability at 0x80 + 0x08" in proc.stdout
+
+
+def test_a_retyped_property_starts_a_new_variant() -> None:
+    """Changing a property's type (as intel-hda's msi went from a number to on/off/auto)
+    starts a variant in the candidate; released versions keep the old one."""
+    data = {
+        "version": "10.1",
+        "types": {
+            "virtio-net-pci-base": {"properties": {"vectors": {"type": "uint16", "default": 3}}}
+        },
+    }
+    cc = apply_candidate(parse_candidate(data, "<test>"))
+    cat = cc.catalogue
+    old, new = Version.parse("10.0"), Version.parse("10.1")
+    assert cat.properties("virtio-net-pci", old)["vectors"].type.kind == "uint32"
+    assert cat.properties("virtio-net-pci", new)["vectors"].type.kind == "uint16"
+    assert cat.default("virtio-net-pci", "vectors", new) == 3
+    verdict = candidate_gate(
+        cc, profile="ci", drivers=("virtio-net-pci",), baselines=[old], fail_fast=True
+    )
+    assert not verdict.passed

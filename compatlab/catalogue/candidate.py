@@ -412,7 +412,12 @@ def _merge_property(
     if _RETYPE_KEYS & set(spec) and any(
         spec.get(k, _old_type_key(current, k)) != _old_type_key(current, k) for k in _RETYPE_KEYS
     ):
-        retyped = _prop(owner, pname, {**_spec_of(current), **spec, "since": str(n)}, str(n))
+        kept = {
+            k: v
+            for k, v in _variant_spec(current).items()
+            if k not in ("default", "since", "until", "sweep", "min", "max", "choices")
+        }
+        retyped = _prop(owner, pname, {**kept, **spec, "since": str(n)}, str(n))
         closed = dataclasses.replace(current, until=str(n), owner=owner)
         return (*(dataclasses.replace(p, owner=owner) for p in variants[:-1]), closed, retyped)
     default = current.default
@@ -438,18 +443,6 @@ def _old_type_key(prop: PropertyDef, key: str) -> Any:
         "min": prop.type.minimum,
         "max": prop.type.maximum,
     }[key]
-
-
-def _spec_of(prop: PropertyDef) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "type": prop.type.kind,
-        "guest_visible": prop.guest_visible,
-        "doc": prop.doc,
-        "internal": prop.internal,
-    }
-    if prop.type.choices:
-        spec["choices"] = list(prop.type.choices)
-    return spec
 
 
 def _compat_entries(
