@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from compatlab.catalogue.candidate import apply_candidate, load_candidate
+from compatlab.engine import Status
 from compatlab.gate import candidate_gate
 
 ROOT = Path(__file__).resolve().parent.parent / "corpora" / "candidates"
@@ -35,7 +36,7 @@ def main() -> None:
                 cc, profile=args.profile, fail_fast=kind == "seeded" and not args.full
             )
             seconds = time.perf_counter() - start
-            fails = [f for f in verdict.failures if f.status == "fail"]
+            fails = [f for f in verdict.failures if f.status is Status.FAIL]
             if verdict.problems:
                 by, why = "data check", verdict.problems[0]["message"]
             elif fails:

@@ -18,7 +18,7 @@ Architecture — data flows one way, and a module imports only modules upstream:
       → gate          release gating: a candidate release (as data) or two binaries
       → cli/          the only place that prints (with report writers)
 
-``compatlab.pci`` depends only on the standard library; version knowledge lives
+``compatlab.pci`` depends only on the standard library and ``compatlab.errors``; version knowledge lives
 in ``catalogue/data`` and nowhere else.
 """
 

@@ -1,21 +1,35 @@
 """Errors compatlab raises, and the exit codes they map to.
 
-Every error a user can cause derives from one root, so the CLI can turn it into
-a one-line message and exit code 2::
+Every error compatlab raises on purpose derives from one root; the branch says
+whose fault it is, and so the exit code the CLI gives (a one-line message either
+way, never a traceback)::
 
     CompatlabError
-    ├── UnknownVersionError      a version that is not in the catalogue
-    ├── ConfigError              a configuration the emulator would refuse
-    │   ├── UnknownDeviceError       a driver that does not exist (in that version)
-    │   ├── UnknownPropertyError     a property the device does not have (in that version)
-    │   ├── PropertyValueError       a malformed or out-of-range value
-    │   ├── AddressError             a malformed PCI address or a slot clash
-    │   └── DeviceRealizeError       a combination the device refuses at realize time
-    ├── HintsFormatError         a compat-hints file that cannot be decoded
-    ├── HintsVersionError        hints dumped by a newer version (no downgrades)
-    ├── CatalogueError           inconsistent catalogue data (a defect, not user input)
-    └── OracleError              a real QEMU that could not be run or read
-        └── QemuNotFoundError        no binary for the requested version
+    ├── InputError                   bad usage or bad input: exit 2
+    │   ├── UnknownVersionError          a version that is not in the catalogue
+    │   ├── ConfigError                  a configuration the emulator would refuse
+    │   │   ├── UnknownDeviceError           a driver that does not exist (in that version)
+    │   │   ├── UnknownPropertyError         a property the device does not have
+    │   │   ├── PropertyValueError           a malformed or out-of-range value
+    │   │   ├── PropertyParseError           a value text that does not parse (before
+    │   │   │                                a device is known; callers add it)
+    │   │   ├── AddressError                 a malformed PCI address or a slot clash
+    │   │   ├── DeviceRealizeError           a combination the device refuses
+    │   │   ├── CapabilitySpaceError         capabilities that do not fit config space
+    │   │   └── MsiError                     an MSI or MSI-X vector count QEMU refuses
+    │   ├── NothingToRunError            a selection that plans no run at all
+    │   ├── HintsFormatError             a compat-hints file that cannot be decoded
+    │   ├── HintsVersionError            hints dumped by a newer version (no downgrades)
+    │   ├── CandidateError               a malformed candidate release file
+    │   └── QemuNotFoundError            no binary for the requested emulator version
+    ├── OracleError                  a real QEMU that could not be run or read: exit 3
+    ├── CheckFailure                 a verdict, raised inside a search, never to the CLI
+    │   ├── Violation (invariants.registry)  an invariant does not hold
+    │   └── Difference (gate.binary)         two binaries disagree on what a guest sees
+    └── DefectError                  a defect in compatlab itself: exit 3
+        ├── CatalogueError               the built-in catalogue's data is inconsistent
+        └── GateTaskError (gate.candidate)   a gate run that errored instead of giving
+                                             a verdict
 
 Errors that come from input are *data*: they keep the offending value (and, for
 decoders, the byte offset and the raw bytes) so that a caller can show them.
@@ -40,14 +54,33 @@ class ExitCode(IntEnum):
 class CompatlabError(Exception):
     """Root of every error compatlab raises on purpose."""
 
+    exit_code: ExitCode = ExitCode.INTERNAL_ERROR
 
-class UnknownVersionError(CompatlabError):
+
+class InputError(CompatlabError):
+    """Bad usage or bad input: the user can fix it (exit 2)."""
+
+    exit_code = ExitCode.USAGE_ERROR
+
+
+class DefectError(CompatlabError):
+    """A defect in compatlab itself, not in anything a user gave it (exit 3)."""
+
+
+class CheckFailure(CompatlabError):
+    """A verdict raised inside a search (an invariant that does not hold, binaries
+    that disagree); the engine turns it into an outcome, so it never reaches the CLI."""
+
+    exit_code = ExitCode.FAILED
+
+
+class UnknownVersionError(InputError):
     def __init__(self, text: str, known: Iterable[str] = ()) -> None:
         self.text = text
         super().__init__(f"unknown emulator version {text!r}{did_you_mean(text, known)}")
 
 
-class ConfigError(CompatlabError):
+class ConfigError(InputError):
     """A configuration the emulator would refuse."""
 
 
@@ -91,7 +124,24 @@ class DeviceRealizeError(ConfigError):
         super().__init__(f"{driver}{where} cannot be realized: {reason}")
 
 
-class HintsFormatError(CompatlabError):
+class PropertyParseError(ConfigError):
+    """A property value text that does not parse; the caller knows the device and
+    turns it into a :class:`PropertyValueError`."""
+
+
+class CapabilitySpaceError(ConfigError):
+    """Capabilities that do not fit the device's configuration space."""
+
+
+class MsiError(ConfigError):
+    """An MSI or MSI-X vector count QEMU refuses."""
+
+
+class NothingToRunError(InputError):
+    """A selection (versions, devices, invariants) that plans no run at all."""
+
+
+class HintsFormatError(InputError):
     """A compat-hints blob that cannot be decoded; keeps the evidence."""
 
     def __init__(self, reason: str, *, offset: int | None = None, raw: bytes = b"") -> None:
@@ -102,19 +152,23 @@ class HintsFormatError(CompatlabError):
         super().__init__(f"bad compat hints{where}: {reason}")
 
 
-class HintsVersionError(CompatlabError):
+class HintsVersionError(InputError):
     """Hints dumped by a version newer than the one loading them."""
 
 
-class CatalogueError(CompatlabError):
-    """The catalogue's own data is inconsistent (a defect in compatlab or a candidate)."""
+class CandidateError(InputError):
+    """A candidate release file that is missing, unreadable or malformed."""
+
+
+class CatalogueError(DefectError):
+    """The built-in catalogue's own data is inconsistent: a defect in compatlab."""
 
 
 class OracleError(CompatlabError):
-    """A real emulator could not be started, driven or read."""
+    """A real emulator could not be started, driven or read: no evidence, no verdict."""
 
 
-class QemuNotFoundError(OracleError):
+class QemuNotFoundError(InputError):
     """No QEMU binary is available for the requested emulator version."""
 
 

@@ -1,43 +1,46 @@
 """Run the invariant suite as ordinary pytest tests: ``pytest --compatlab``.
 
-Each (invariant, version tuple) becomes one test item, named like
-``upgrade-round-trip[2.4->10.0]``: one item per selected version for
-one-version invariants, one per ordered pair U ≤ V for two-version ones, and
-one per pair U ≤ W for three-version ones, with V drawn by Hypothesis from the
-catalogue's versions between them. An item runs the invariant under the chosen
+The items are the run engine's tasks (:func:`compatlab.engine.plan`), the same
+that ``compatlab check`` runs on the same selection: one item per selected version
+for one-version invariants, one per ordered pair U < V otherwise (three-version
+invariants draw their middle version from the seed), and, with
+``--compatlab-device``, one per device type. Items are named like
+``upgrade-round-trip[2.4->10.0]`` (``-DRIVER`` added for one device type). With
+``--compatlab``, only these items are run: the rest of what pytest collected is
+deselected.
+
+An item runs its task with :func:`compatlab.engine.run_task` under the chosen
 Hypothesis profile (``--hypothesis-profile`` or ``$HYPOTHESIS_PROFILE``, else
-``dev``; compatlab's profiles, loaded explicitly so CI's auto-loaded ``ci``
-does not win) and reports a violation as the structured
-:class:`~compatlab.invariants.Failure` with a ``compatlab check`` command that
-reproduces it. A failure a known finding (``corpora/findings.toml``) explains
-is an expected failure unless ``--compatlab-strict``.
+``dev``; compatlab's profiles, loaded explicitly so CI's auto-loaded ``ci`` does
+not win) from the run's seed (``--compatlab-seed``, else drawn once per run and
+shared by every xdist worker), and reports a violation as the structured
+:class:`~compatlab.invariants.Failure` with the engine's reproduce command, which
+replays exactly that case. A failure a known finding explains is an expected
+failure unless ``--compatlab-strict``.
 
-Results survive pytest-xdist: every item attaches a JSON record (invariant,
-versions, examples run, status, seconds) to its report's ``user_properties``;
-the controller gathers them from the reports it receives and prints one
-summary, with our own example counts (Hypothesis' statistics stay on workers).
-
-Without ``--compatlab`` the plugin adds nothing and loads no profile.
+Results survive pytest-xdist: every item attaches a JSON record to its report's
+``user_properties``; the controller gathers them from the reports it receives and
+prints one summary. Without ``--compatlab`` the plugin adds nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import time
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from compatlab.engine.outcome import Outcome, Status
+from compatlab.engine.tasks import Task
 from compatlab.errors import CompatlabError
-from compatlab.invariants.registry import Case, Failure, Invariant, Scope, Violation, get
-from compatlab.versions import Version, active_versions
+from compatlab.invariants.registry import Failure
+from compatlab.versions import Version
 
 #: Default selection: the oldest catalogue version, the oldest machine type QEMU
 #: 10.0 offers, the newest QEMU 7.2 offers, and the newest. The whole matrix is
@@ -79,6 +82,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="restrict generated configs to these device types (repeatable; default all)",
     )
     group.addoption(
+        "--compatlab-seed",
+        metavar="N",
+        type=int,
+        default=None,
+        help="base seed of the run (default: drawn once per run; printed in the header)",
+    )
+    group.addoption(
         "--compatlab-strict",
         action="store_true",
         default=False,
@@ -90,35 +100,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class Selection:
     """What ``--compatlab-*`` selected, validated once per process."""
 
-    invariants: tuple[Invariant, ...]
+    invariants: tuple[str, ...]
     versions: tuple[Version, ...]
     drivers: tuple[str, ...]
     profile: str
+    seed: int
     strict: bool
-
-    @property
-    def scope(self) -> Scope:
-        return Scope(drivers=self.drivers or None)
 
 
 @dataclass(slots=True)
 class _State:
     selection: Selection
-    findings: list[Any]
+    findings: str
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
 _STATE = pytest.StashKey[_State]()
 
 
+def _run_seed(config: pytest.Config) -> int:
+    """``--compatlab-seed``, else one seed for the whole run: xdist workers derive it
+    from the run's id, so they all plan (and collect) the same items."""
+    chosen: int | None = config.getoption("compatlab_seed")
+    if chosen is not None:
+        return chosen
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and "testrunuid" in worker:
+        digest = hashlib.sha256(str(worker["testrunuid"]).encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+    return random.randrange(2**32)
+
+
 def _select(config: pytest.Config, profile: str) -> Selection:
     from compatlab.catalogue import builtin_catalogue
     from compatlab.errors import UnknownDeviceError
-    from compatlab.invariants import registered
+    from compatlab.invariants import get, registered
     from compatlab.versions import version_range
 
     names = config.getoption("compatlab_invariant") or list(registered())
-    invariants = tuple(dict.fromkeys(get(n) for n in names))
+    invariants = tuple(dict.fromkeys(get(n).name for n in names))
     versions = version_range(config.getoption("compatlab_versions"))
     if not versions:
         raise CompatlabError(
@@ -129,7 +149,10 @@ def _select(config: pytest.Config, profile: str) -> Selection:
     for driver in drivers:
         if driver not in concrete:
             raise UnknownDeviceError(driver, concrete)
-    return Selection(invariants, versions, drivers, profile, config.getoption("compatlab_strict"))
+    return Selection(
+        invariants, versions, drivers, profile, _run_seed(config),
+        config.getoption("compatlab_strict"),
+    )  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -140,8 +163,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}: an item of compatlab's invariant suite")
     if not config.getoption("compatlab"):
         return
+    from hypothesis import settings
+
     from compatlab import profiles
-    from compatlab.invariants.runner import corpora_dir, load_findings
+    from compatlab.engine.corpus import corpora_dir
 
     # Validate everything before touching Hypothesis' global settings.
     try:
@@ -154,8 +179,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # from Hypothesis' defaults so "dev" means the same in CI and out of it.
     settings.load_profile("default")
     profiles.load(profile)
-    findings = list(load_findings(config.rootpath / corpora_dir() / "findings.toml"))
-    state = _State(selection, findings)
+    state = _State(selection, str(config.rootpath / corpora_dir() / "findings.toml"))
     config.stash[_STATE] = state
     config.pluginmanager.register(_Results(state), "compatlab-results")
 
@@ -168,43 +192,41 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return (
         f"compatlab: {len(sel.invariants)} invariant{'s' * (len(sel.invariants) != 1)}, versions "
         f"{','.join(map(str, sel.versions))}, devices {','.join(sel.drivers) or 'all'}, "
-        f"profile {sel.profile!r}"
+        f"profile {sel.profile!r}, seed {sel.seed}"
     )
 
 
 # -- collection ---------------------------------------------------------------------
 
 
-def version_tuples(arity: int, versions: Sequence[Version]) -> list[tuple[Version, ...]]:
-    """The version tuples an invariant of ``arity`` runs on: each version, or each
-    ordered pair U ≤ V (for arity 3 the ends U ≤ W; V is drawn per example)."""
-    ordered = sorted(set(versions))
-    if arity == 1:
-        return [(v,) for v in ordered]
-    return [(u, w) for i, u in enumerate(ordered) for w in ordered[i:]]
+def tasks(state: _State) -> list[Task]:
+    """The engine's tasks for the selection, as ``compatlab check`` would plan them."""
+    from compatlab.engine.tasks import Request, plan
 
-
-def item_name(name: str, versions: Sequence[Version]) -> str:
-    return f"{name}[{'->'.join(map(str, versions))}]"
+    sel = state.selection
+    return plan(
+        Request(
+            invariants=sel.invariants,
+            versions=sel.versions,
+            profile=sel.profile,
+            seed=sel.seed,
+            devices=sel.drivers or (None,),
+            findings=state.findings,
+            run_id="pytest",
+        )
+    )
 
 
 class InvariantSuite(pytest.Collector):
-    """The suite's items, one per (invariant, version tuple)."""
+    """The suite's items, one per engine task."""
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        sel = self.config.stash[_STATE].selection
+        state = self.config.stash[_STATE]
         out: list[pytest.Item | pytest.Collector] = []
-        for inv in sel.invariants:
-            for versions in version_tuples(inv.arity, sel.versions):
-                item = InvariantItem.from_parent(
-                    self,
-                    name=item_name(inv.name, versions),
-                    invariant=inv,
-                    versions=versions,
-                    selection=sel,
-                )
-                item.add_marker(MARKER)
-                out.append(item)
+        for task in tasks(state):
+            item = InvariantItem.from_parent(self, name=task.label, task=task)
+            item.add_marker(MARKER)
+            out.append(item)
         return out
 
 
@@ -212,10 +234,13 @@ class InvariantSuite(pytest.Collector):
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Append the suite before ``-k``/``-m``/``--deselect`` filter the items (tryfirst),
-    in the same order on every xdist worker."""
+    """Replace what pytest collected with the suite, before ``-k``/``-m``/``--deselect``
+    filter the items (tryfirst), in the same order on every xdist worker."""
     if _STATE not in config.stash:
         return
+    if items:
+        config.hook.pytest_deselected(items=list(items))
+        items.clear()
     suite = InvariantSuite.from_parent(session, name="compatlab", nodeid="compatlab")
     # Through the collection hooks, so the terminal counts the items and a defect in
     # the suite is reported as a collection error.
@@ -230,132 +255,78 @@ def pytest_collection_modifyitems(
 # -- running one item ---------------------------------------------------------------
 
 
-@cache
-def _qemu_machines() -> tuple[tuple[str, tuple[Version, ...]], ...]:
-    from compatlab.oracles.qemu import available_binaries
+class InvariantFailed(Exception):
+    """An item's task failed (or errored); carries the outcome for the report."""
 
-    return tuple((b.release, tuple(b.machines)) for b in available_binaries())
-
-
-def reproduce_command(name: str, versions: Sequence[str], drivers: Sequence[str]) -> str:
-    span = f"{versions[0]}..{versions[-1]}" if len(versions) > 1 else versions[0]
-    devices = "".join(f" --device {d}" for d in drivers)
-    return f"compatlab check --invariant {name} --versions {span}{devices} --profile gate"
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        super().__init__(outcome.failure.detail if outcome.failure else outcome.note)
 
 
 class InvariantItem(pytest.Item):
-    """One invariant on one version tuple, run under Hypothesis."""
+    """One engine task, run by the engine."""
 
-    def __init__(
-        self,
-        *,
-        invariant: Invariant,
-        versions: tuple[Version, ...],
-        selection: Selection,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, task: Task, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.invariant = invariant
-        self.versions = versions
-        self.selection = selection
-        self.failure: Failure | None = None
+        self.task = task
 
-    # The record every outcome leaves; ``examples`` counts every call of the check,
-    # shrinking included (Hypothesis' own statistics stay on xdist workers).
-    def _record(self, status: str, examples: int = 0, seconds: float = 0.0) -> dict[str, Any]:
-        names = [str(v) for v in self.versions]
+    def _record(self, outcome: Outcome, status: Status) -> dict[str, Any]:
+        """The record every outcome leaves, with the status pytest reports (a known
+        finding under ``--compatlab-strict`` fails; a skip where QEMU is mandatory is an
+        error); ``examples`` counts every call of the check, shrinking included."""
+        strict = self.config.stash[_STATE].selection.strict
         return {
-            "invariant": self.invariant.name,
-            "versions": names,
-            "drivers": list(self.selection.drivers),
-            "profile": self.selection.profile,
-            "status": status,
-            "examples": examples,
-            "seconds": round(seconds, 4),
-            "failure": self.failure.to_json() if self.failure else None,
-            "reproduce": reproduce_command(self.invariant.name, names, self.selection.drivers),
+            "invariant": self.task.invariant,
+            "versions": list(self.task.versions),
+            "drivers": list(self.task.drivers or ()),
+            "profile": self.task.profile,
+            "seed": self.task.seed,
+            "status": str(status),
+            "examples": outcome.examples,
+            "seconds": round(outcome.seconds, 4),
+            "failure": outcome.failure.to_json() if outcome.failure else None,
+            "reproduce": outcome.reproduce_command(strict=strict),
         }
 
-    def _attach(self, record: dict[str, Any]) -> None:
-        self.user_properties.append((RECORD_KEY, json.dumps(record, sort_keys=True)))
-
-    def setup(self) -> None:
-        if not self.invariant.needs_qemu:
-            return
-        machine = self.versions[0]
-        binaries = _qemu_machines()
-        if any(machine in machines for _, machines in binaries):
-            return
-        have = ", ".join(release for release, _ in binaries) or "none"
-        reason = (
-            f"{self.invariant.name} needs a QEMU binary offering {machine.machine_type} "
-            f"(found: {have}); run .ci/install-qemu or set COMPATLAB_QEMU"
-        )
-        required = os.environ.get("COMPATLAB_REQUIRE_QEMU") == "1"
-        self._attach(self._record("error" if required else "skip"))
-        if required:
-            pytest.fail(f"real QEMU is mandatory here: {reason}", pytrace=False)
-        pytest.skip(reason)
-
-    def _strategy(self) -> st.SearchStrategy[Case]:
-        inv, scope = self.invariant, self.selection.scope
-        if inv.arity != 3:
-            return inv.strategy(self.versions, scope)
-        first, last = self.versions
-        middles = [v for v in active_versions() if first <= v <= last]
-        # Shrinks towards V = U.
-        return st.sampled_from(middles).flatmap(lambda v: inv.strategy((first, v, last), scope))
-
     def runtest(self) -> None:
-        inv = self.invariant
-        examples = 0
+        from compatlab.engine.run import run_task
 
-        @settings(report_multiple_bugs=False)
-        @given(self._strategy())
-        def body(case: Case) -> None:
-            nonlocal examples
-            examples += 1
-            inv.run(case)
-
-        start = time.perf_counter()
-        status = "error"
-        try:
-            body()
-            status = "pass"
-        except Violation as violation:
-            self.failure = violation.failure
-            known = next(
-                (f for f in self.config.stash[_STATE].findings if f.explains(self.failure)), None
-            )
-            if known is None or self.selection.strict:
-                status = "fail"
-                raise
-            status = "known"
-            first_line = known.reason.strip().splitlines()[0]
-            pytest.xfail(
-                f"known finding ({known.driver}, changed in {known.changed_in}): {first_line}"
-            )
-        finally:
-            self._attach(self._record(status, examples, time.perf_counter() - start))
+        outcome = run_task(self.task)
+        strict = self.config.stash[_STATE].selection.strict
+        required = os.environ.get("COMPATLAB_REQUIRE_QEMU") == "1"
+        status = outcome.status
+        if status is Status.KNOWN and strict:
+            status = Status.FAIL
+        elif status is Status.SKIP and required:
+            status = Status.ERROR
+        self.user_properties.append(
+            (RECORD_KEY, json.dumps(self._record(outcome, status), sort_keys=True))
+        )
+        if outcome.status is Status.SKIP:
+            if required:
+                pytest.fail(f"real QEMU is mandatory here: {outcome.note}", pytrace=False)
+            pytest.skip(str(outcome.note))
+        if outcome.status is Status.KNOWN and not strict:
+            first_line = (outcome.note or "").strip().splitlines()[0]
+            pytest.xfail(f"known finding: {first_line}")
+        if outcome.failed(strict=strict):
+            raise InvariantFailed(outcome)
 
     def repr_failure(
         self,
         excinfo: pytest.ExceptionInfo[BaseException],
         style: Any = None,
     ) -> str | Any:
-        if not isinstance(excinfo.value, Violation):
+        if not isinstance(excinfo.value, InvariantFailed):
             return super().repr_failure(excinfo, style=style)
-        return render_failure(
-            excinfo.value.failure,
-            reproduce_command(
-                self.invariant.name, excinfo.value.failure.versions, self.selection.drivers
-            ),
-            [
-                note
-                for note in getattr(excinfo.value, "__notes__", ())
-                if self.config.option.verbose > 0 or str(note).startswith("Falsifying")
-            ],
-        )
+        outcome = excinfo.value.outcome
+        strict = self.config.stash[_STATE].selection.strict
+        if outcome.failure is None:
+            return (
+                f"{self.task.invariant} could not run on {' -> '.join(self.task.versions)}: "
+                f"{outcome.note}\n  reproduce: {outcome.reproduce_command(strict=strict)}"
+            )
+        return render_failure(outcome.failure, outcome.reproduce_command(strict=strict))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
@@ -392,15 +363,37 @@ def render_failure(failure: Failure, reproduce: str, notes: Sequence[str] = ()) 
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
-    """Counts per invariant, in first-seen order."""
-    table: dict[str, dict[str, float]] = {}
+    """Counts per invariant, in first-seen order, as :func:`compatlab.results.summarize`
+    counts them, with the items and seconds a pytest summary shows."""
+    from compatlab.results import summarize as counts
+
+    rows = counts(_Row(r) for r in records)
+    seconds: dict[str, float] = {}
     for r in records:
-        row = table.setdefault(r["invariant"], dict.fromkeys((*_COLUMNS, "seconds"), 0))
-        row["items"] += 1
-        row[r["status"]] += 1
-        row["examples"] += r["examples"]
-        row["seconds"] += r["seconds"]
-    return list(table.items())
+        seconds[r["invariant"]] = seconds.get(r["invariant"], 0.0) + r["seconds"]
+    return [
+        (name, {"items": sum(row[str(s)] for s in Status), **row, "seconds": seconds[name]})
+        for name, row in rows.items()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A plugin record as :func:`compatlab.results.summarize` reads one."""
+
+    data: dict[str, Any]
+
+    @property
+    def invariant(self) -> str:
+        return str(self.data["invariant"])
+
+    @property
+    def status(self) -> str:
+        return str(self.data["status"])
+
+    @property
+    def examples(self) -> int:
+        return int(self.data["examples"])
 
 
 _COLUMNS = ("items", "pass", "fail", "known", "skip", "error", "examples")
@@ -414,8 +407,7 @@ class _Results:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # One record per item, from the phase that decided it (setup for a skip).
-        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        if report.when != "call":
             return
         for key, value in report.user_properties:
             if key == RECORD_KEY:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.builders import BuildContext, get_builder
@@ -77,25 +79,37 @@ def check_fw_cfg_roms(resolved: ResolvedConfig) -> None:
         loaded.add(name)
 
 
-def realize_device(
+def builder_values(
     dev: ResolvedDevice, version: Version, catalogue: Catalogue | None = None
-) -> ConfigSpace:
-    """Build one device's config space from its resolved properties.
-
-    Properties that do not exist in ``version`` reach the builder at their
-    historical value for ``version``, so that builders need no version checks.
-    """
+) -> dict[str, Any]:
+    """Every value the device's builder sees on ``version``: its resolved properties,
+    and those that do not exist in ``version`` at their historical value there, so
+    that builders need no version checks."""
     cat = catalogue or active_catalogue()
-    dtype = cat.types[dev.driver]
+    return {**cat.all_values_at(dev.driver, version), **dev.values()}
+
+
+def build_device(
+    dev: ResolvedDevice, values: Mapping[str, Any], catalogue: Catalogue | None = None
+) -> ConfigSpace:
+    """Build one device's config space from the values its builder sees."""
+    cat = catalogue or active_catalogue()
     ctx = BuildContext(
         driver=dev.driver,
         device_id=dev.id,
-        props={**cat.all_values_at(dev.driver, version), **dev.values()},
+        props=dict(values),
         slot=dev.addr.slot,
         function=dev.addr.function,
         roms=_roms(),
     )
-    return get_builder(dtype.builder or dev.driver)(ctx)
+    return get_builder(cat.types[dev.driver].builder or dev.driver)(ctx)
+
+
+def realize_device(
+    dev: ResolvedDevice, version: Version, catalogue: Catalogue | None = None
+) -> ConfigSpace:
+    """Build one device's config space from its resolved properties on ``version``."""
+    return build_device(dev, builder_values(dev, version, catalogue), catalogue)
 
 
 def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = None) -> Realized:

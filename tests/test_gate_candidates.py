@@ -24,7 +24,7 @@ from compatlab.catalogue.candidate import (
 )
 from compatlab.config import Config, parse_device_string
 from compatlab.gate import CANDIDATE_INVARIANTS, GATE_INVARIANTS, candidate_gate
-from compatlab.invariants.runner import load_findings
+from compatlab.engine.corpus import load_findings
 from compatlab.realize import realize
 from compatlab.versions import Version
 
@@ -79,12 +79,12 @@ def test_gate_rejects_a_seeded_bug(name: str) -> None:
     driver, said = SEEDED[name]
     messages = [p["message"] for p in verdict.problems]
     for f in verdict.failures:
-        messages += [f.failure["detail"], *f.explanation]
-        assert f.failure["config"], "a failure carries its minimal config"
+        messages += [f.failure.detail, *f.explanation.lines]
+        assert f.failure.config, "a failure carries its minimal config"
         if driver is not None:
             assert f.driver in ((driver,) if isinstance(driver, str) else driver)
-        if f.failure.get("offset") is not None:
-            assert f.registers, "a byte difference comes with its register-level diff"
+        if f.failure.offset is not None:
+            assert f.explanation.registers, "a byte difference comes with its register-level diff"
     assert any(said in m for m in messages), messages
 
 
@@ -92,7 +92,7 @@ def test_gate_rejects_a_seeded_bug(name: str) -> None:
 def test_gate_accepts_a_correct_candidate(name: str) -> None:
     cc = apply_candidate(load_candidate(CANDIDATES / "good" / f"{name}.toml"))
     verdict = candidate_gate(cc, profile="ci")
-    assert verdict.passed, [f.explanation or f.failure["detail"] for f in verdict.failures]
+    assert verdict.passed, [f.explanation.lines or f.failure.detail for f in verdict.failures]
     assert verdict.complete
 
 
@@ -104,7 +104,7 @@ def test_gate_accepts_the_unmodified_catalogue_on_every_device() -> None:
     everything = builtin_catalogue().concrete
     baselines = [Version.parse(v) for v in ("2.4", "6.0", "9.0", "10.0")]
     verdict = candidate_gate(cc, profile="ci", drivers=everything, baselines=baselines)
-    assert verdict.passed, [f.failure["detail"] for f in verdict.failures]
+    assert verdict.passed, [f.failure.detail for f in verdict.failures]
     assert verdict.runs == len(GATE_INVARIANTS) * len(baselines) + len(CANDIDATE_INVARIANTS)
     assert verdict.examples > 0
 
@@ -304,13 +304,13 @@ def test_the_gate_rejects_exactly_the_releases_with_known_findings(release: str)
     that release, and the failure is on a device the finding covers."""
     full = builtin_catalogue()
     n = Version.parse(release)
-    findings = [f for f in load_findings(ROOT / "corpora" / "findings.toml") if f.changed_in == n]
+    findings = [f for f in load_findings(str(ROOT / "corpora" / "findings.toml")) if f.changed_in == n]
     cc = apply_candidate(release_candidate(full, n), full)
     verdict = candidate_gate(cc, profile="dev", fail_fast=True)
-    assert verdict.passed == (not findings), [f.explanation for f in verdict.failures]
+    assert verdict.passed == (not findings), [f.explanation.lines for f in verdict.failures]
     with using_catalogue(cc.catalogue):
         for f in verdict.failures:
-            assert any(k._covers(f.driver) for k in findings), (f.driver, f.explanation)
+            assert any(k._covers(f.driver) for k in findings), (f.driver, f.explanation.lines)
 
 
 def test_workers_give_the_same_verdict() -> None:
@@ -340,7 +340,7 @@ def test_an_inherited_break_does_not_hide_a_new_one() -> None:
         cc, profile="ci", drivers=("nvme",), baselines=[Version.parse("9.0")], fail_fast=True
     )
     assert not verdict.passed
-    said = [line for f in verdict.failures for line in f.explanation]
+    said = [line for f in verdict.failures for line in f.explanation.lines]
     assert any("nvme.msix_qsize changed 65 → 32 in 10.1" in line for line in said), said
 
 

@@ -97,7 +97,7 @@ def test_a_default_change_with_its_entry_is_accepted(change: tuple[str, str, str
     driver, name, owner, value = change
     cc = _candidate(driver, name, owner, value, entry=True)
     verdict = candidate_gate(cc, profile="dev", baselines=BASELINES, drivers=(driver,))  # type: ignore[arg-type]
-    assert verdict.passed, [f.explanation or f.failure["detail"] for f in verdict.failures]
+    assert verdict.passed, [f.explanation.lines or f.failure.detail for f in verdict.failures]
 
 
 @_SETTINGS
@@ -109,5 +109,5 @@ def test_a_default_change_without_its_entry_is_rejected(change: tuple[str, str, 
         cc, profile="dev", baselines=[NEWEST], drivers=(driver,), fail_fast=True
     )
     assert not verdict.passed
-    said = [line for f in verdict.failures for line in f.explanation]
+    said = [line for f in verdict.failures for line in f.explanation.lines]
     assert any(f"{driver}.{name} changed" in line for line in said), said

@@ -3,7 +3,7 @@
 For each registered invariant: a Hypothesis run against the real
 :class:`System` that passes (on the drivers and versions where the invariant
 holds, see ``HOLDS``), and a run against a system with one deliberately broken
-component (``compatlab.invariants.broken``) that must raise a
+component (``tests/broken.py``) that must raise a
 :class:`Violation` naming the invariant, with a shrunk, minimal counterexample
 that the real system accepts.
 """
@@ -27,7 +27,6 @@ from compatlab.invariants import (
     Scope,
     System,
     Violation,
-    broken,
     checks,
     get,
     invariant,
@@ -35,6 +34,7 @@ from compatlab.invariants import (
 )
 from compatlab.versions import ALL_VERSIONS, Version
 from strategies.suite import ordered_versions
+from tests import broken
 from tests.conftest import require_qemu
 
 DESIGN_NAMES = (

@@ -25,13 +25,12 @@ SMALL = (
     "--compatlab-device",
     "e1000",
 )
-# One item per version for one-version invariants, one per ordered pair U <= V otherwise.
+# One item per version for one-version invariants, one per ordered pair U < V otherwise
+# (as compatlab check plans them), and one per device type.
 SMALL_IDS = [
-    "same-version-round-trip[7.2]",
-    "same-version-round-trip[10.0]",
-    "upgrade-round-trip[7.2->7.2]",
-    "upgrade-round-trip[7.2->10.0]",
-    "upgrade-round-trip[10.0->10.0]",
+    "same-version-round-trip[7.2-e1000]",
+    "same-version-round-trip[10.0-e1000]",
+    "upgrade-round-trip[7.2->10.0-e1000]",
 ]
 # The real finding: QEMU 9.1 made nvme's Device Control error-reporting enables (0x88,
 # bits 0-3) guest-writable on every machine type, without a compat property.
@@ -45,8 +44,8 @@ NVME = (
     "nvme",
 )
 REPRODUCE = (
-    "reproduce: compatlab check --invariant upgrade-round-trip --versions 2.4..10.0 "
-    "--device nvme --profile gate"
+    "reproduce: compatlab check --invariant upgrade-round-trip --versions 2.4,10.0 "
+    "--device nvme --seed * --profile dev --strict"
 )
 
 
@@ -77,11 +76,11 @@ def summary_row(result: pytest.RunResult, invariant: str) -> list[int]:
 
 def test_small_suite_passes_one_item_per_version_tuple(pytester: pytest.Pytester) -> None:
     result = run(pytester, *SMALL, "--hypothesis-profile", "dev", "-rA")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=3)
     assert passed_ids(result) == sorted(SMALL_IDS)
     # dev runs 5 examples per item.
     assert summary_row(result, "same-version-round-trip") == [2, 2, 0, 0, 0, 0, 10]
-    assert summary_row(result, "upgrade-round-trip") == [3, 3, 0, 0, 0, 0, 15]
+    assert summary_row(result, "upgrade-round-trip") == [1, 1, 0, 0, 0, 0, 5]
 
 
 def test_records_survive_xdist(pytester: pytest.Pytester) -> None:
@@ -89,11 +88,11 @@ def test_records_survive_xdist(pytester: pytest.Pytester) -> None:
     result = run(
         pytester, *SMALL, "--hypothesis-profile", "dev", "-n", "2", f"--junitxml={xml}", "-rA"
     )
-    result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["*2 workers [[]5 items[]]*"])
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*2 workers [[]3 items[]]*"])
     assert passed_ids(result) == sorted(SMALL_IDS)
     # Counted on the controller from the workers' reports.
-    assert summary_row(result, "upgrade-round-trip") == [3, 3, 0, 0, 0, 0, 15]
+    assert summary_row(result, "same-version-round-trip") == [2, 2, 0, 0, 0, 0, 10]
     records = {
         case.get("name"): json.loads(prop.get("value", ""))
         for case in ET.parse(xml).iter("testcase")
@@ -101,7 +100,7 @@ def test_records_survive_xdist(pytester: pytest.Pytester) -> None:
         if prop.get("name") == "compatlab"
     }
     assert sorted(records) == sorted(SMALL_IDS)
-    chain = records["upgrade-round-trip[7.2->10.0]"]
+    chain = records["upgrade-round-trip[7.2->10.0-e1000]"]
     assert chain["versions"] == ["7.2", "10.0"]
     assert chain["drivers"] == ["e1000"]
     assert (chain["status"], chain["examples"], chain["failure"]) == ("pass", 5, None)
@@ -120,12 +119,19 @@ def test_collection_covers_every_invariant_and_filters_apply(pytester: pytest.Py
         pytester, "--compatlab", "--compatlab-versions", "7.2,10.0", "--co", "-q",
         "-k", "upgrade-chain",
     )  # fmt: skip
-    # Six one-version invariants x 2 versions + eight multi-version ones x 3 pairs = 36;
-    # upgrade-chain's items name the ends U <= W.
+    # Six one-version invariants x 2 versions + eight multi-version ones x 1 pair = 20;
+    # upgrade-chain's items name the ends U < W.
     result.stdout.fnmatch_lines(
-        ["compatlab::upgrade-chain[[]7.2->7.2[]]", "compatlab::upgrade-chain[[]7.2->10.0[]]",
-         "compatlab::upgrade-chain[[]10.0->10.0[]]", "3/36 tests collected (33 deselected)*"]
-    )  # fmt: skip
+        ["compatlab::upgrade-chain[[]7.2->10.0[]]", "1/20 tests collected (19 deselected)*"]
+    )
+
+
+def test_only_the_suite_is_collected(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_own():\n    assert False\n")
+    args = ("--compatlab", "--compatlab-versions", "10.0", "--compatlab-invariant",
+            "same-version-round-trip", "--compatlab-device", "e1000")  # fmt: skip
+    result = run(pytester, *args, "--hypothesis-profile", "dev")
+    result.assert_outcomes(passed=1, deselected=1)
 
 
 FINDINGS = """
@@ -147,10 +153,10 @@ def findings(pytester: pytest.Pytester) -> None:
 @pytest.mark.usefixtures("findings")
 def test_real_finding_fails_with_a_readable_report_under_strict(pytester: pytest.Pytester) -> None:
     result = run(pytester, *NVME, "--hypothesis-profile", "dev", "--compatlab-strict")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*_ upgrade-round-trip[[]2.4->10.0[]] _*",
+            "*_ upgrade-round-trip[[]2.4->10.0-nvme[]] _*",
             "invariant upgrade-round-trip violated on 2.4 -> 10.0",
             "  device:    dev* (nvme)",
             "  detail:    2.4 hints loaded on 10.0: wmask differs at 0x88",
@@ -160,16 +166,43 @@ def test_real_finding_fails_with_a_readable_report_under_strict(pytester: pytest
             f"  {REPRODUCE}",
         ]
     )
-    assert summary_row(result, "upgrade-round-trip")[:6] == [3, 2, 1, 0, 0, 0]
+    assert summary_row(result, "upgrade-round-trip")[:6] == [1, 0, 1, 0, 0, 0]
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.mark.usefixtures("findings")
+def test_a_failures_reproduce_command_replays_it(pytester: pytest.Pytester) -> None:
+    """The reproduce line, pasted in a shell where the test ran, fails the same way."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    result = run(pytester, *NVME, "--hypothesis-profile", "dev", "--compatlab-strict")
+    (line,) = [s for s in result.stdout.lines if s.startswith("  reproduce: compatlab check")]
+    command = line.removeprefix("  reproduce: ")
+    shell = command if shutil.which("compatlab") else f"{sys.executable} -m {command}"
+    env = {**os.environ, "COMPATLAB_FAILURES_DIR": str(pytester.path / "failures")}
+    proc = subprocess.run(
+        f"{shell} --no-report --out runs", shell=True, cwd=pytester.path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    # The same case: one run, the same detail and the same minimal config.
+    assert "check: 1 runs (1 invariants, 2 versions, profile dev" in proc.stderr
+    detail = next(s for s in result.stdout.lines if s.startswith("  detail:"))
+    config = next(s for s in result.stdout.lines if s.startswith("    -device "))
+    assert f"  {detail.split(':', 1)[1].strip()}" in proc.stdout.splitlines()
+    assert f"  minimal config: {config.strip()}" in proc.stdout.splitlines()
+    assert f"  reproduce: {command}" in proc.stdout.splitlines()
 
 
 @pytest.mark.usefixtures("findings")
 def test_known_finding_is_an_expected_failure(pytester: pytest.Pytester) -> None:
     result = run(pytester, *NVME, "--hypothesis-profile", "dev", "-rx")
-    result.assert_outcomes(passed=2, xfailed=1)
-    result.stdout.fnmatch_lines(["XFAIL *upgrade-round-trip[[]2.4->10.0[]]*known finding (nvme*"])
-    assert summary_row(result, "upgrade-round-trip")[:6] == [3, 2, 0, 1, 0, 0]
+    result.assert_outcomes(xfailed=1)
+    result.stdout.fnmatch_lines(["XFAIL *upgrade-round-trip[[]2.4->10.0-nvme[]]*known finding: nvme*"])
+    assert summary_row(result, "upgrade-round-trip")[:6] == [1, 0, 0, 1, 0, 0]
     assert result.ret == pytest.ExitCode.OK
 
 
@@ -211,9 +244,9 @@ def test_bad_selection_is_a_usage_error(
 
 
 QEMU_SKIP_CONFTEST = """
-import compatlab.pytest_plugin as plugin
+import compatlab.engine.run as engine
 
-plugin._qemu_machines = lambda: ()  # as if no QEMU binary were installed
+engine._qemu_binaries = lambda: ()  # as if no QEMU binary were installed
 """
 
 
@@ -230,7 +263,7 @@ def test_qemu_items_skip_without_a_binary(
     )  # fmt: skip
     reason = "*model-matches-qemu needs a QEMU binary offering pc-i440fx-2.4 (found: none)*"
     if required:
-        result.assert_outcomes(errors=1)
+        result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"real QEMU is mandatory here: {reason[1:]}"])
         assert summary_row(result, "model-matches-qemu")[:6] == [1, 0, 0, 0, 0, 1]
     else:

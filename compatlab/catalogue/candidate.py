@@ -32,7 +32,7 @@ from typing import Any
 from compatlab.catalogue.loader import _prop, builtin_catalogue, parse_types
 from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType, _variant_at
 from compatlab.catalogue.properties import PropertyDef, PropertyParseError
-from compatlab.errors import CatalogueError
+from compatlab.errors import CandidateError, CatalogueError
 from compatlab.versions import Version
 
 _TOP_KEYS = {"version", "base", "doc", "types", "compat"}
@@ -68,7 +68,7 @@ def as_of(catalogue: Catalogue, version: Version) -> Catalogue:
     behave as they did then and a candidate can introduce it properly.
     """
     if version not in catalogue.versions:
-        raise CatalogueError(f"the catalogue has no version {version}")
+        raise CandidateError(f"the catalogue has no version {version}")
     if version == catalogue.versions[-1]:
         return catalogue
     types: dict[str, DeviceType] = {}
@@ -222,8 +222,8 @@ class CandidateCatalogue:
         return tuple(d for d in cat.concrete if any(cat.is_a(d, n) for n in named))
 
 
-def _fail(source: str, message: str) -> CatalogueError:
-    return CatalogueError(f"{source}: {message}")
+def _fail(source: str, message: str) -> CandidateError:
+    return CandidateError(f"{source}: {message}")
 
 
 def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Candidate:
@@ -236,7 +236,7 @@ def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Can
     try:
         version = Version.parse(str(data["version"]))
         base = Version.parse(str(data["base"])) if "base" in data else None
-    except CatalogueError:
+    except CandidateError:
         raise
     except Exception as exc:
         raise _fail(source, str(exc)) from None
@@ -262,20 +262,39 @@ def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Can
     )
 
 
+def candidate_document(candidate: Candidate) -> dict[str, Any]:
+    """The candidate file's content as plain data (inverse of :func:`parse_candidate`)."""
+    doc: dict[str, Any] = {"version": str(candidate.version)}
+    if candidate.base is not None:
+        doc["base"] = str(candidate.base)
+    if candidate.doc:
+        doc["doc"] = candidate.doc
+    doc["types"] = {name: dict(spec) for name, spec in candidate.types.items()}
+    doc["compat"] = [dict(row) for row in candidate.compat]
+    return doc
+
+
 def load_candidate(path: Path | str) -> Candidate:
-    """Read a candidate file; a missing, unreadable or malformed file is a CatalogueError."""
+    """Read a candidate file; a missing, unreadable or malformed file is a CandidateError."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CatalogueError(f"{path}: no such candidate file") from None
+        raise CandidateError(f"{path}: no such candidate file") from None
     except IsADirectoryError:
-        raise CatalogueError(f"{path}: is a directory, not a candidate file") from None
+        raise CandidateError(f"{path}: is a directory, not a candidate file") from None
     except UnicodeDecodeError:
-        raise CatalogueError(f"{path}: not UTF-8 text") from None
+        raise CandidateError(f"{path}: not UTF-8 text") from None
+    return candidate_from_text(text, str(path))
+
+
+def candidate_from_text(text: str, source: str = "<candidate>") -> Candidate:
+    """Parse a candidate file's text (``source`` names it in errors)."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(f"{path}: not valid TOML ({exc})") from None
-    return parse_candidate(data, str(path))
+        raise CandidateError(f"{source}: not valid TOML ({exc})") from None
+    return parse_candidate(data, source)
 
 
 def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) -> CandidateCatalogue:
@@ -321,7 +340,7 @@ def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) ->
             from compatlab.catalogue.builders import get_builder
 
             get_builder(types[name].builder or name)
-    except CatalogueError as exc:
+    except (CatalogueError, CandidateError) as exc:
         raise _fail(src, str(exc)) from None
     return CandidateCatalogue(candidate, base, cat, tuple(problems))
 
@@ -385,7 +404,7 @@ def _merge_type(
             props[pname] = _merge_property(inherited.get(pname), name, pname, pspec, n, where)
         except PropertyParseError as exc:
             raise _fail(src, f"{where}: {exc}") from None
-        except CatalogueError as exc:
+        except (CatalogueError, CandidateError) as exc:
             raise _fail(src, str(exc)) from None
     return dataclasses.replace(t, until=until, properties=props, doc=str(spec.get("doc", t.doc)))
 
@@ -400,15 +419,15 @@ def _merge_property(
 ) -> tuple[PropertyDef, ...]:
     since = str(spec.get("since", n))
     if Version.parse(since) != n:
-        raise CatalogueError(f"{where}: a candidate can only add what appears in {n} (since)")
+        raise CandidateError(f"{where}: a candidate can only add what appears in {n} (since)")
     if variants is None or (all(p.internal for p in variants) and not spec.get("internal")):
         # A new property (or behaviour that now becomes a property).
         if "type" not in spec:
-            raise CatalogueError(f"{where}: a new property needs a type")
+            raise CandidateError(f"{where}: a new property needs a type")
         return (_prop(owner, pname, {**spec, "since": str(n)}, str(n)),)
     current = variants[-1]
     if "until" in spec and Version.parse(str(spec["until"])) != n:
-        raise CatalogueError(f'{where}: a removal takes effect in {n} (until = "{n}")')
+        raise CandidateError(f'{where}: a removal takes effect in {n} (until = "{n}")')
     if _RETYPE_KEYS & set(spec) and any(
         spec.get(k, _old_type_key(current, k)) != _old_type_key(current, k) for k in _RETYPE_KEYS
     ):
@@ -454,7 +473,7 @@ def _compat_entries(
     for i, row in enumerate(candidate.compat, start=1):
         try:
             version = Version.parse(row["machine_version"])
-        except CatalogueError:
+        except (CatalogueError, CandidateError):
             raise
         except Exception as exc:
             raise _fail(src, f"compat entry {i}: {exc}") from None
@@ -565,7 +584,7 @@ def release_candidate(catalogue: Catalogue, version: Version) -> Candidate:
     on it, exactly the values the catalogue has (tests/test_gate_candidates.py)."""
     index = catalogue.versions.index(version)
     if index == 0:
-        raise CatalogueError(f"{version} is the oldest version; it has no release before it")
+        raise CandidateError(f"{version} is the oldest version; it has no release before it")
     before = catalogue.versions[index - 1]
     base, target = as_of(catalogue, before), as_of(catalogue, version)
     types: dict[str, dict[str, Any]] = {}

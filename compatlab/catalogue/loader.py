@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from compatlab.catalogue.builders import get_builder
-from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType
+from compatlab.catalogue.model import QUIRKS, Catalogue, CompatEntry, DeviceType
 from compatlab.catalogue.properties import KINDS, PropertyDef, PropType
-from compatlab.errors import CatalogueError
+from compatlab.errors import CatalogueError, PropertyParseError
 from compatlab.versions import Version
 
 _DATA = resources.files("compatlab.catalogue") / "data"
@@ -65,6 +65,9 @@ def parse_types(tables: dict[str, Any], types: dict[str, DeviceType], source: st
             )
             props[pname] = defs
         abstract = bool(spec.get("abstract", False))
+        unknown = set(spec.get("quirks", ())) - QUIRKS
+        if unknown:
+            raise CatalogueError(f"{source}: {name}: unknown quirk {sorted(unknown)[0]!r}")
         types[name] = DeviceType(
             name=name,
             parent=spec.get("parent"),
@@ -77,6 +80,7 @@ def parse_types(tables: dict[str, Any], types: dict[str, DeviceType], source: st
             example=spec.get("example"),
             refuse=tuple(spec.get("refuse", ())),
             max_instances=spec.get("max_instances"),
+            quirks=tuple(spec.get("quirks", ())),
         )
 
 
@@ -93,7 +97,7 @@ def parse_compat(rows: list[dict[str, str]], source: str) -> list[CompatEntry]:
                     array=row.get("array_name", ""),
                 )
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, PropertyParseError) as exc:
             raise CatalogueError(f"{source}:{line}: bad compat row ({exc})") from None
     return entries
 

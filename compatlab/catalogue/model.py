@@ -36,6 +36,13 @@ class CompatEntry:
     array: str = ""
 
 
+#: A capability pointer with the status register's capability-list bit clear.
+POINTER_WITHOUT_STATUS = "capability-pointer-without-status"
+#: Rules of a well-formed config space (``config-space-well-formed``) that a
+#: device type's data may declare QEMU's device breaks on purpose.
+QUIRKS = frozenset({POINTER_WITHOUT_STATUS})
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceType:
     """A type in the hierarchy. Concrete types have a builder; abstract ones only carry
@@ -56,6 +63,9 @@ class DeviceType:
     example: str | None = None
     refuse: tuple[str, ...] = ()
     max_instances: int | None = None
+    #: Rules of a well-formed config space that QEMU's device breaks on purpose
+    #: (see ``compatlab.invariants.checks``), named as the checks name them.
+    quirks: tuple[str, ...] = ()
 
     def exists_in(self, version: Version) -> bool:
         return self.since <= version and (self.until is None or version < self.until)

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from compatlab.errors import PropertyParseError
+
 Value = bool | int | str
 
 _TRUE = {"on", "yes", "true", "y"}
@@ -32,10 +34,6 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "int64": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF),
     "size": (0, 0xFFFFFFFFFFFFFFFF),
 }
-
-
-class PropertyParseError(ValueError):
-    """A value that does not parse as its property's type; the message says why."""
 
 
 def _parse_int(text: str) -> int:

@@ -355,64 +355,58 @@ def _qemu_discover(args: argparse.Namespace) -> int:
 # -- check --------------------------------------------------------------------------------
 
 
-def _check_worker(args: tuple[Any, str, list[Any]]) -> Any:
-    """Run one task in a worker and append its record to the worker's own file."""
-    from compatlab.invariants.runner import run_task
-    from compatlab.results import append
+def _drivers(names: list[str]) -> tuple[str, ...]:
+    """Device types named on the command line, each checked against the catalogue."""
+    from compatlab.catalogue import active_catalogue
+    from compatlab.errors import UnknownDeviceError
 
-    task, run_dir, findings = args
-    record = run_task(task, findings)
-    append(Path(run_dir) / f"records-{os.getpid()}.jsonl", record)
-    return record
+    cat = active_catalogue()
+    for driver in names:
+        if driver not in cat.concrete:
+            raise UnknownDeviceError(driver, cat.concrete)
+    return tuple(dict.fromkeys(names))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import concurrent.futures
-    import datetime
     import random
 
     from compatlab import profiles
-    from compatlab.catalogue import builtin_catalogue
+    from compatlab.engine.corpus import corpora_dir, failures_dir
+    from compatlab.engine.session import new_run_id, run_check
+    from compatlab.engine.tasks import Request
     from compatlab.invariants import get, registered
-    from compatlab.invariants.runner import (
-        Task,
-        load_findings,
-        matrix,
-        replay_corpus,
-        task_seed,
-    )
-    from compatlab.results import merge, summarize, write_meta
     from compatlab.versions import version_range
 
     profile = profiles.choose(args.profile)
-    names = [get(n).name for n in args.invariant] or list(registered())
+    names = tuple(dict.fromkeys(get(n).name for n in args.invariant)) or tuple(registered())
     versions = version_range(args.versions) if args.versions else ALL_VERSIONS
-    cat = builtin_catalogue()
-    for driver in args.device:
-        if driver not in cat.concrete:
-            from compatlab.errors import UnknownDeviceError
-
-            raise UnknownDeviceError(driver, cat.concrete)
-    devices: list[str | None] = list(args.device) or [None]
-    base_seed = args.seed if args.seed is not None else random.randrange(2**32)
-    workers = max(1, args.workers)
-    run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{base_seed:08x}"
-    run_dir = Path(args.out) / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    findings = load_findings()
-    from compatlab.invariants.runner import corpora_dir
-
+    if not versions:
+        raise ConfigError(f"--versions {args.versions}: selects no version")
+    devices = _drivers(args.device)
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    run_id = new_run_id(seed)
     if not corpora_dir().is_dir():
         print(
             f"compatlab: warning: no {corpora_dir()}/ here: known findings and the failure "
             "corpus are not used (run from the repository root or set COMPATLAB_CORPORA)",
             file=sys.stderr,
         )
+    request = Request(
+        invariants=names,
+        versions=versions,
+        profile=profile,
+        seed=seed,
+        devices=devices or (None,),
+        findings=str(corpora_dir() / "findings.toml"),
+        failures_dir=str(failures_dir()),
+        database=str(Path(profiles.DATABASE_DIR).resolve()),
+        run_id=run_id,
+    )
+    workers = max(1, args.workers)
+    progress = _Progress("check")
 
-    started = time.perf_counter()
-    replays = [] if args.no_replay else replay_corpus(invariants=names)
-    still = [r for r in replays if r.still_failing]
-    if replays:
+    def replayed(replays: list[Any]) -> None:
+        still = [r for r in replays if r.still_failing]
         print(
             f"corpus: {len(replays)} saved failures replayed, {len(still)} still failing, "
             f"{len(replays) - len(still)} fixed",
@@ -421,119 +415,105 @@ def cmd_check(args: argparse.Namespace) -> int:
         for r in still:
             print(f"  still failing: {r.path} ({r.invariant}): {r.detail}", file=sys.stderr)
 
-    tasks = [
-        Task(name, tuple(map(str, vs)), dev, task_seed(base_seed, name, vs, dev), profile, run_id)
-        for name, vs, dev in matrix(names, versions, devices, base_seed)
-    ]
-    print(
-        f"check: {len(tasks)} runs ({len(names)} invariants, {len(versions)} versions, "
-        f"profile {profile}, seed {base_seed}, {workers} worker{'s' if workers > 1 else ''})",
-        file=sys.stderr,
-    )
-    records = []
-    failed = 0
-    last_report = 0.0
-    jobs = [(t, str(run_dir), findings) for t in tasks]
+    def started(run: Any) -> None:
+        print(
+            f"check: {len(run.tasks)} runs ({len(names)} invariants, {len(versions)} versions, "
+            f"profile {profile}, seed {seed}, {workers} worker{'s' if workers > 1 else ''})",
+            file=sys.stderr,
+        )
 
-    def tick(record: Any) -> None:
-        nonlocal failed, last_report
-        records.append(record)
-        failed += record.status in ("fail", "error")
-        now = time.perf_counter()
-        if sys.stderr.isatty():
-            _progress(
-                f"check: {len(records)}/{len(tasks)} runs, {failed} failed, {now - started:.0f}s"
-            )
-        elif now - last_report > 15 or len(records) == len(tasks):
-            last_report = now
-            print(
-                f"check: {len(records)}/{len(tasks)} runs, {failed} failed, {now - started:.0f}s",
-                file=sys.stderr,
-            )
+    def finished(run: Any, outcome: Any) -> None:
+        progress(len(run.outcomes), len(run.tasks), len(run.failing()))
 
     try:
-        if workers == 1:
-            for job in jobs:
-                tick(_check_worker(job))
-        else:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-                for record in pool.map(_check_worker, jobs, chunksize=4):
-                    tick(record)
+        run = run_check(
+            request,
+            Path(args.out) / run_id,
+            workers=workers,
+            replay=not args.no_replay,
+            on_replays=replayed,
+            on_start=started,
+            on_outcome=finished,
+        )
     finally:
         _progress_done()
-        table = merge(run_dir)
-        elapsed = time.perf_counter() - started
-        counts = summarize(records)
-        write_meta(
-            run_dir,
-            {
-                "run_id": run_id,
-                "profile": profile,
-                "seed": base_seed,
-                "versions": [str(v) for v in versions],
-                "invariants": names,
-                "devices": [d or "*" for d in devices],
-                "workers": workers,
-                "seconds": round(elapsed, 2),
-                "runs_planned": len(tasks),
-                "runs_done": len(records),
-                "examples": int(sum(r.examples for r in records)),
-                "corpus_replayed": len(replays),
-                "corpus_still_failing": [str(r.path) for r in still],
-            },
-        )
-    _print_check_summary(counts, records, elapsed)
-    print(f"results: {run_dir}/results.parquet ({len(table)} rows)", file=sys.stderr)
+    _print_check_summary(run, strict=args.strict)
+    print(f"results: {run.run_dir}/results.parquet ({run.table_rows} rows)", file=sys.stderr)
     if not args.no_report:
         from compatlab.report import write_report
 
-        written = write_report(run_dir)
+        written = write_report(run.run_dir)
         html = next((p for p in written if p.name == "report.html"), None)
-        print(f"report: {html or run_dir}", file=sys.stderr)
-    bad = [r for r in records if r.status in ("fail", "error")]
-    if args.strict:
-        bad += [r for r in records if r.status == "known"]
-    return ExitCode.FAILED if bad else ExitCode.OK
+        print(f"report: {html or run.run_dir}", file=sys.stderr)
+    return ExitCode.FAILED if run.failing(strict=args.strict) else ExitCode.OK
 
 
-def _print_check_summary(
-    counts: dict[str, dict[str, int]], records: list[Any], elapsed: float
-) -> None:
+class _Progress:
+    """Progress of a long run on stderr: a live line on a terminal, else a line
+    every 15 seconds and one at the end."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.started = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        now = time.perf_counter() - self.started
+        msg = f"{self.what}: {done}/{total} runs, {failed} failed, {now:.0f}s"
+        if sys.stderr.isatty():
+            _progress(msg)
+        elif now - self.last > 15 or done == total:
+            self.last = now
+            print(msg, file=sys.stderr)
+
+
+def _print_check_summary(run: Any, *, strict: bool) -> None:
+    from compatlab.engine.outcome import Status
+    from compatlab.results import summarize
+
+    records = [o.record() for o in run.outcomes]
+    counts = summarize(records)
     print(
         f"{'invariant':<30} {'runs':>6} {'pass':>6} {'fail':>6} {'known':>6} {'skip':>5} {'error':>6} {'examples':>9}"
     )
     for name, row in counts.items():
-        runs = sum(row[k] for k in ("pass", "fail", "known", "skip", "error"))
+        runs = sum(row[str(k)] for k in Status)
         print(
             f"{name:<30} {runs:>6} {row['pass']:>6} {row['fail']:>6} {row['known']:>6} "
             f"{row['skip']:>5} {row['error']:>6} {row['examples']:>9}"
         )
-    examples = sum(r.examples for r in records)
-    rate = examples / elapsed if elapsed else 0.0
-    print(f"{len(records)} runs, {examples} examples in {elapsed:.1f}s ({rate:.0f} examples/s)")
+    elapsed = run.seconds
+    rate = run.examples / elapsed if elapsed else 0.0
+    done = "" if run.complete else f" of {len(run.tasks)} planned (interrupted)"
+    print(
+        f"{len(run.outcomes)} runs{done}, {run.examples} examples in {elapsed:.1f}s "
+        f"({rate:.0f} examples/s)"
+    )
     known: dict[str, list[Any]] = {}
-    for r in records:
-        if r.status == "known":
-            known.setdefault(r.note or "", []).append(r)
+    for o in run.outcomes:
+        if o.status is Status.KNOWN:
+            known.setdefault(o.note or "", []).append(o)
     for reason, explained in known.items():
-        invariants = sorted({r.invariant for r in explained})
-        print(f"\nknown finding ({len(explained)} runs: {', '.join(invariants)}):")
+        invariants = sorted({o.task.invariant for o in explained})
+        label = "FAILED (--strict): known finding" if strict else "known finding"
+        print(f"\n{label} ({len(explained)} runs: {', '.join(invariants)}):")
         print("  " + reason.splitlines()[0] + (" …" if "\n" in reason else ""))
     shown: set[tuple[str, str]] = set()
-    for r in records:
-        if r.status not in ("fail", "error"):
+    for o in run.outcomes:
+        if not o.failed(strict=strict):
             continue
-        detail = json.loads(r.failure) if r.failure else {"detail": r.note, "config": []}
-        key = (r.invariant, detail.get("detail", ""))
+        detail = o.failure.detail if o.failure else (o.note or "")
+        key = (o.task.invariant, detail)
         if key in shown:
             continue
         shown.add(key)
-        label = "FAILED" if r.status == "fail" else "ERROR"
-        print(f"\n{label}: {r.invariant} {r.versions} (device {detail.get('device') or r.device})")
-        print(f"  {detail.get('detail')}")
-        if detail.get("config"):
-            print("  minimal config: " + " ".join(f"-device {s}" for s in detail["config"]))
-        print(f"  reproduce: {r.reproduce}")
+        label = "ERROR" if o.status is Status.ERROR else "FAILED"
+        device = (o.failure.device if o.failure else None) or o.task.device
+        print(f"\n{label}: {o.task.invariant} {'..'.join(o.task.versions)} (device {device})")
+        print(f"  {detail}")
+        if o.failure and o.failure.config:
+            print("  minimal config: " + " ".join(f"-device {s}" for s in o.failure.config))
+        print(f"  reproduce: {o.reproduce_command(strict=strict)}")
 
 
 # -- report -------------------------------------------------------------------------------
@@ -597,13 +577,24 @@ def _candidate_gate(args: argparse.Namespace) -> int:
         if not baselines:
             raise ConfigError(f"--baseline {args.baseline}: no version older than {n}")
     drivers = None
-    if args.drivers:
+    if args.drivers is not None:
         drivers = tuple(d.strip() for d in args.drivers.split(",") if d.strip())
-        for d in drivers:
-            if d not in cat.concrete:
-                from compatlab.errors import UnknownDeviceError
+        if not drivers:
+            raise ConfigError(f"--drivers {args.drivers!r} names no device type")
+        with using_catalogue(cat):
+            drivers = _drivers(list(drivers))
+    invariants = None
+    if args.invariant:
+        from compatlab.gate import CANDIDATE_INVARIANTS, GATE_INVARIANTS
+        from compatlab.invariants import get
 
-                raise UnknownDeviceError(d, cat.concrete)
+        gated = (*GATE_INVARIANTS, *CANDIDATE_INVARIANTS)
+        invariants = tuple(dict.fromkeys(get(n).name for n in args.invariant))
+        for name in invariants:
+            if name not in gated:
+                raise ConfigError(
+                    f"the gate does not run {name!r}; it runs {', '.join(gated)}"
+                )
     profile = profiles.choose(args.profile or "gate")
     chosen = drivers if drivers is not None else cc.touched()
     olds = baselines or [v for v in cat.versions if v < n]
@@ -613,23 +604,13 @@ def _candidate_gate(args: argparse.Namespace) -> int:
         f"({len(olds)} versions) on {', '.join(chosen) or 'no device type'}; profile {profile}",
         file=sys.stderr,
     )
-    started = time.perf_counter()
-    last = [0.0]
-
-    def progress(done: int, total: int, failed: int) -> None:
-        now = time.perf_counter() - started
-        msg = f"gate: {done}/{total} runs, {failed} failing, {now:.0f}s"
-        if sys.stderr.isatty():
-            _progress(msg)
-        elif now - last[0] > 15 or done == total:
-            last[0] = now
-            print(msg, file=sys.stderr)
-
+    progress = _Progress("gate")
     verdict = candidate_gate(
         cc,
         baselines=baselines,
         profile=profile,
         drivers=drivers,
+        invariants=invariants,
         seed=args.seed,
         fail_fast=args.fail_fast,
         workers=max(1, args.workers),
@@ -652,29 +633,25 @@ def _print_candidate_verdict(verdict: Any) -> None:
         print(f"problem ({problem['kind']}): {problem['message']}")
     shown: set[tuple[str, str | None, tuple[str, ...]]] = set()
     for f in verdict.failures:
-        if f.status != "fail":
-            continue
-        key = (f.invariant, f.driver, f.explanation)
+        key = (f.invariant, f.driver, f.explanation.lines)
         if key in shown:
             continue
         shown.add(key)
         span = " → ".join(dict.fromkeys(f.versions))
-        print(f"FAIL {f.invariant} {span}: {f.driver}: {f.failure.get('detail')}")
-        for line in f.explanation:
+        print(f"FAIL {f.invariant} {span}: {f.driver}: {f.failure.detail}")
+        for line in f.explanation.lines:
             print(f"  missing: {line}")
-        print("  minimal config: " + " ".join(f"-device {d}" for d in f.failure.get("config", [])))
-        for r in f.registers[:8]:
+        print("  minimal config: " + " ".join(f"-device {d}" for d in f.failure.config))
+        registers = f.explanation.registers
+        for r in registers[:8]:
             print(
                 f"  {r['image']:7} {r['offset']:#04x} {r['field']}: "
                 f"{r['expected']} (guests of {f.versions[0]}) vs {r['actual']} ({f.versions[-1]})"
             )
-        if len(f.registers) > 8:
-            print(f"  … {len(f.registers) - 8} more differing bytes (--format json lists them)")
+        if len(registers) > 8:
+            print(f"  … {len(registers) - 8} more differing bytes (--format json lists them)")
         print(f"  reproduce: {f.reproduce}")
-    known = [f for f in verdict.failures if f.status == "known"]
-    fails = [f for f in verdict.failures if f.status == "fail"]
-    if known:
-        print(f"known findings: {len(known)} run(s) explained by corpora/findings.toml")
+    fails = verdict.failures
     state = "PASS" if verdict.passed else "FAIL"
     rest = "" if verdict.complete else " (stopped at the first failure)"
     print(

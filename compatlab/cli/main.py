@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from compatlab.errors import CompatlabError, ExitCode
+from compatlab.errors import CompatlabError, ExitCode, OracleError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--drivers",
         metavar="D1,D2",
         help="device types to check (default: the ones the candidate touches)",
+    )
+    p.add_argument(
+        "--invariant",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="run only this gate invariant (repeatable; default: all the gate runs)",
     )
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     p.add_argument(
@@ -228,8 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compatlab: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
     except CompatlabError as exc:
-        print(f"compatlab: error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE_ERROR
+        kind = "error" if exc.exit_code == ExitCode.USAGE_ERROR else "internal error"
+        if isinstance(exc, OracleError):
+            kind = "oracle error"
+        print(f"compatlab: {kind}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         print("compatlab: interrupted", file=sys.stderr)
         return ExitCode.FAILED

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from compatlab.config import Config
-from compatlab.errors import CatalogueError
+from compatlab.errors import CatalogueError, CheckFailure
 from compatlab.hints import Hints, decode, encode
 from compatlab.realize import realize, realize_resolved
 from compatlab.resolve import dump_hints, hints_of, resolve
@@ -92,7 +92,7 @@ class Failure:
         )
 
 
-class Violation(AssertionError):
+class Violation(CheckFailure):
     """Raised by a check; carries the :class:`Failure`."""
 
     def __init__(self, failure: Failure) -> None:
@@ -102,6 +102,10 @@ class Violation(AssertionError):
 
 Strategy = Callable[[tuple[Version, ...], "Scope"], st.SearchStrategy[Case]]
 Check = Callable[[Case, System], None]
+Destination = Callable[[Case, System], Mapping[str, Any]]
+"""How an invariant loads the case on its upgraded version: the keyword arguments
+of ``realize``/``resolve`` there (``hints=…`` or ``defaults_at=…``), built with the
+system's own components."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,25 +126,42 @@ class Invariant:
     strategy: Strategy
     check: Check
     needs_qemu: bool = False
+    destination: Destination | None = None
 
     def run(self, case: Case, system: System | None = None) -> None:
         self.check(case, system or System())
+
+    def upgraded(self, case: Case, system: System | None = None) -> Mapping[str, Any] | None:
+        """How this invariant loads ``case`` on its last version (None: it compares no
+        upgraded destination with the source). The gate explains failures with it."""
+        if self.destination is None:
+            return None
+        return self.destination(case, system or System())
 
 
 _REGISTRY: dict[str, Invariant] = {}
 
 
 def invariant(
-    name: str, *, statement: str, arity: int, strategy: Strategy, needs_qemu: bool = False
+    name: str,
+    *,
+    statement: str,
+    arity: int,
+    strategy: Strategy,
+    needs_qemu: bool = False,
+    destination: Destination | None = None,
 ) -> Callable[[Check], Check]:
-    """Register ``check`` as invariant ``name``."""
+    """Register ``check`` as invariant ``name``; ``destination`` says how it loads a
+    case on the upgraded version (see :meth:`Invariant.upgraded`)."""
 
     def register(check: Check) -> Check:
         if name in _REGISTRY:
             raise CatalogueError(f"invariant {name!r} is registered twice")
         if arity not in (1, 2, 3):
             raise CatalogueError(f"invariant {name!r}: arity must be 1, 2 or 3")
-        _REGISTRY[name] = Invariant(name, statement, arity, strategy, check, needs_qemu)
+        _REGISTRY[name] = Invariant(
+            name, statement, arity, strategy, check, needs_qemu, destination
+        )
         return check
 
     return register

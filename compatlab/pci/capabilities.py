@@ -8,6 +8,7 @@ management, PCI Express, vendor-specific) live in their own modules.
 
 from __future__ import annotations
 
+from compatlab.errors import MsiError
 from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpaceBuilder
 
@@ -32,10 +33,6 @@ MSIX_MAX_VECTORS = 2048
 MSIX_CONTROL_BYTE = MSIX_FLAGS + 1
 MSIX_ENABLE = 0x80
 MSIX_MASKALL = 0x40
-
-
-class MsiError(ValueError):
-    """A vector count or layout that QEMU's msi_init/msix_init refuses."""
 
 
 def msi_cap_size(is_64bit: bool, per_vector_mask: bool) -> int:

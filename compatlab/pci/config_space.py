@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from compatlab.errors import CapabilitySpaceError
 from compatlab.pci import regs
 
 _SIZE = regs.CONFIG_SPACE_SIZE
@@ -28,10 +29,6 @@ def _put(buf: bytearray, offset: int, value: int, width: int) -> None:
 
 def _get(buf: bytes | bytearray, offset: int, width: int) -> int:
     return int.from_bytes(buf[offset : offset + width], "little")
-
-
-class CapabilitySpaceError(Exception):
-    """No room left for a capability, or an explicit offset overlaps another one."""
 
 
 class ConfigSpaceBuilder:

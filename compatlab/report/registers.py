@@ -18,6 +18,7 @@ from compatlab.config import Config, parse_device_string
 from compatlab.errors import CompatlabError
 from compatlab.invariants.registry import Failure
 from compatlab.pci import regs
+from compatlab.pci.config_space import ConfigSpace
 from compatlab.realize import realize
 
 
@@ -57,17 +58,21 @@ def _capabilities(
     return ()
 
 
-def field_name(offset: int, failure: Failure | None = None) -> str:
+def field_name(offset: int, failure: Failure | ConfigSpace | None = None) -> str:
     """What the byte at ``offset`` is: a header field, a capability, or the area."""
     header = header_field(offset)
     if header is not None:
         return header
     if offset >= regs.CONFIG_SPACE_SIZE:
         return "extended configuration space"
-    if failure is not None and failure.config and failure.versions:
+    caps: tuple[tuple[int, str], ...] = ()
+    if isinstance(failure, ConfigSpace):
+        caps = tuple((c.offset, c.name) for c in failure.capabilities())
+    elif failure is not None and failure.config and failure.versions:
         caps = _capabilities(
             failure.config, failure.versions[-1], failure.device, active_catalogue()
         )
+    if caps:
         below = [(start, name) for start, name in caps if start <= offset]
         if below:
             start, name = max(below)

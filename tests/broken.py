@@ -2,12 +2,12 @@
 
 Each function below is a small, plausible bug in one component of the
 :class:`~compatlab.invariants.registry.System` (the resolver, a dump, the codec,
-realization, the guest-write model). ``tests/test_invariants.py`` swaps one into
+realization, the guest-write model). ``test_invariants.py`` swaps one into
 a system and checks that the invariant it targets raises a
 :class:`~compatlab.invariants.registry.Violation` with a minimal counterexample.
 :data:`BROKEN` maps each invariant to the system that breaks it.
 
-Nothing here is used outside tests.
+Test code: it is not part of the installed package.
 """
 
 from __future__ import annotations

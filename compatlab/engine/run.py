@@ -1,0 +1,233 @@
+"""Run one task: the only place an invariant meets Hypothesis.
+
+:func:`run_task` is what every executor calls. It activates the task's catalogue,
+loads its profile, searches from its seed, classifies the outcome
+(:class:`~compatlab.engine.outcome.Status`) and promotes a new failure to the
+failure corpus. A failure is first found without shrinking: one that a known
+finding explains needs no minimal example, and shrinking is most of a failing
+run's cost; anything else is searched again from the same seed, and shrunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compatlab.engine.corpus import explaining, load_findings, promote
+from compatlab.engine.outcome import Outcome, Status
+from compatlab.engine.tasks import CatalogueRef, Task, reproduce_command
+from compatlab.errors import CompatlabError
+from compatlab.invariants.registry import Case, Invariant, Scope, System, Violation, get
+from compatlab.versions import Version
+
+if TYPE_CHECKING:
+    from compatlab.catalogue import Catalogue
+    from compatlab.catalogue.candidate import CandidateCatalogue
+
+
+_CANDIDATES: dict[CatalogueRef, CandidateCatalogue] = {}
+
+
+def candidate_of(ref: CatalogueRef, built: CandidateCatalogue | None = None) -> CandidateCatalogue:
+    """The candidate catalogue ``ref`` carries, applied on the built-in one once per
+    process (``built``: the caller has it already)."""
+    import json
+
+    from compatlab.catalogue.candidate import apply_candidate, parse_candidate
+
+    if ref.document is None:
+        raise ValueError("the built-in catalogue is not a candidate")
+    if ref not in _CANDIDATES:
+        _CANDIDATES[ref] = built or apply_candidate(
+            parse_candidate(json.loads(ref.document), str(ref.source))
+        )
+    return _CANDIDATES[ref]
+
+
+def catalogue_of(ref: CatalogueRef) -> Catalogue:
+    from compatlab.catalogue import builtin_catalogue
+
+    return builtin_catalogue() if ref.builtin else candidate_of(ref).catalogue
+
+
+def inherited(inv: Invariant, case: Case, released: Version) -> bool:
+    """Whether a violation on a candidate belongs to the released history instead.
+
+    The check runs again with the candidate (the case's last version) replaced by
+    ``released``, the base's newest release; the violation is inherited when that
+    fails too and every device both runs realized, call for call, came out the same
+    (bytes and masks, or the same refusal): the candidate changed nothing the check
+    looked at (nvme's 9.1 change, say, seen again from 9.0 to 10.1).
+    """
+    from compatlab.realize import realize
+
+    def observe(run_case: Case) -> list[Any] | None:
+        seen: list[Any] = []
+
+        def recording(config: Any, version: Version | str, **kw: Any) -> Any:
+            try:
+                result = realize(config, version, **kw)
+            except CompatlabError as exc:
+                seen.append(type(exc))
+                raise
+            seen.append([d.space for d in result.devices])
+            return result
+
+        try:
+            inv.run(run_case, System(realize=recording))
+        except Violation:
+            return seen
+        except Exception:
+            return None
+        return None
+
+    *head, _ = case.versions
+    before = (*(min(v, released) for v in head), released)
+    on_candidate = observe(case)
+    on_released = observe(dataclasses.replace(case, versions=before))
+    return on_candidate is not None and on_candidate == on_released
+
+
+@cache
+def _qemu_binaries() -> tuple[tuple[str, tuple[Version, ...]], ...]:
+    """(release, machine types) of every QEMU binary found, once per process."""
+    from compatlab.oracles.qemu import available_binaries
+
+    return tuple((b.release, tuple(b.machines)) for b in available_binaries())
+
+
+def _qemu_missing(name: str, machine: Version) -> str | None:
+    """Why a real-QEMU invariant cannot run on ``machine`` here, or None."""
+    binaries = _qemu_binaries()
+    if any(machine in machines for _, machines in binaries):
+        return None
+    have = ", ".join(release for release, _ in binaries) or "none"
+    return (
+        f"{name} needs a QEMU binary offering {machine.machine_type} (found: {have}); "
+        "run .ci/install-qemu or set COMPATLAB_QEMU"
+    )
+
+
+def _settings(task: Task) -> Any:
+    """The task's profile, with its example database in the task's folder."""
+    from hypothesis import settings
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    from compatlab import profiles
+
+    profiles.load(task.profile)
+    current = settings.default
+    assert current is not None
+    if current.database is not None and task.database is not None:
+        current = settings(current, database=DirectoryBasedExampleDatabase(task.database))
+    return current
+
+
+def run_task(
+    task: Task,
+    *,
+    excuse: Callable[[Case], bool] | None = None,
+    system: System | None = None,
+) -> Outcome:
+    """Run ``task`` and say how it went. ``excuse`` (for tests and callers with
+    their own rule) accepts violations that do not count, on top of the task's own
+    ``excuse_inherited``; ``system`` replaces components under test."""
+    start = time.perf_counter()
+    cat_ref = task.catalogue
+    scope_cm: Any = nullcontext()
+    released: Version | None = None
+    if not cat_ref.builtin:
+        from compatlab.catalogue import using_catalogue
+
+        cc = candidate_of(cat_ref)
+        scope_cm = using_catalogue(cc.catalogue)
+        released = cc.base.versions[-1]
+    with scope_cm:
+        return _run(task, start, excuse, system, released)
+
+
+def _run(
+    task: Task,
+    start: float,
+    excuse: Callable[[Case], bool] | None,
+    system: System | None,
+    released: Version | None,
+) -> Outcome:
+    from hypothesis import Phase, given, seed, settings
+
+    inv = get(task.invariant)
+    versions = tuple(Version.parse(v) for v in task.versions)
+    findings = load_findings(task.findings)
+    examples = 0
+    found: list[Case] = []
+
+    def done(status: Status, **kw: Any) -> Outcome:
+        return Outcome(task, status, examples, time.perf_counter() - start, **kw)
+
+    if inv.needs_qemu:
+        missing = _qemu_missing(inv.name, versions[0])
+        if missing is not None:
+            return done(Status.SKIP, note=missing)
+
+    def excused(case: Case) -> bool:
+        if excuse is not None and excuse(case):
+            return True
+        return task.excuse_inherited and released is not None and inherited(inv, case, released)
+
+    strategy = inv.strategy(
+        versions, Scope(drivers=task.drivers, last_may_refuse=task.last_may_refuse)
+    )
+    base = _settings(task)
+
+    def search(*, shrink: bool) -> None:
+        """One Hypothesis search from the task's seed (a fresh test each time, since
+        settings attach to the test function)."""
+
+        def test(case: Case) -> None:
+            nonlocal examples
+            examples += 1
+            try:
+                inv.run(case, system)
+            except Violation:
+                if excused(case):
+                    return
+                found[:] = [case]
+                raise
+
+        # One database key per task, not one for every task (they share this source).
+        test._hypothesis_internal_add_digest = task.label.encode()  # type: ignore[attr-defined]
+        phases = [p for p in base.phases if shrink or p != Phase.shrink]
+        # Settings outside @seed: @seed alone drops the example database.
+        settings(base, phases=phases, report_multiple_bugs=False)(
+            seed(task.seed)(given(strategy)(test))
+        )()
+
+    try:
+        try:
+            search(shrink=False)
+        except Violation as first:
+            known = explaining(findings, first.failure)
+            if known is not None:
+                return done(Status.KNOWN, failure=first.failure, note=known.reason)
+            search(shrink=True)
+    except Violation as violation:
+        failure = violation.failure
+        known = explaining(findings, failure)
+        if known is not None:
+            return done(Status.KNOWN, failure=failure, note=known.reason)
+        promoted = None
+        if found and task.failures_dir is not None:
+            path = promote(
+                inv.name, found[-1], failure, Path(task.failures_dir),
+                reproduce=reproduce_command(task),
+            )
+            promoted = str(path)
+        return done(Status.FAIL, failure=failure, promoted=promoted)
+    except Exception as exc:  # a defect in a check or the model: keep going, say so
+        return done(Status.ERROR, note=f"{type(exc).__name__}: {exc}")
+    return done(Status.PASS)

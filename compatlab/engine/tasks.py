@@ -1,0 +1,221 @@
+"""Requests and tasks: what a run is asked to cover, as plain data.
+
+A :class:`Request` says what to cover (invariants, device types, versions, the
+versions to upgrade *to*, profile, seed); :func:`plan` turns it into
+:class:`Task` values, one invariant on one version tuple (and one device type, or
+a group of them). A task is plain, picklable data: every executor (the local
+process pool today, a fuzzing loop or a cluster later) runs it with
+:func:`compatlab.engine.run.run_task` and nothing else, so a task carries
+everything a run depends on — the catalogue it runs on, the findings file, where
+failures and Hypothesis examples are kept — and no process-global state.
+
+The version tuples are chosen in one place:
+
+- one-version invariants run on every selected version (with ``targets``: on the
+  targets only);
+- two-version invariants on every ordered pair U < V of the selected versions
+  (with ``targets``: every U < T for each target T);
+- three-version invariants on the same pairs (U, W), with the middle version V
+  drawn from the catalogue's versions between them by a pure function of the
+  seed, the invariant and the pair, so that planning the pair alone again
+  (a reproduce command) draws the same V.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from compatlab.versions import Version
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueRef:
+    """Which catalogue a task runs on, as data: the built-in one (the default), or a
+    candidate release applied on it, carried as its document (the candidate file's
+    content as JSON text, see :func:`compatlab.catalogue.candidate.candidate_document`)
+    and named by ``source``: the file it came from, or ``<release N>`` for release N
+    of the built-in catalogue written as the candidate it would have been."""
+
+    source: str | None = None
+    document: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.document is None
+
+    @property
+    def release(self) -> str | None:
+        """N, for ``<release N>``."""
+        if self.source is not None and self.source.startswith("<release "):
+            return self.source.removeprefix("<release ").removesuffix(">")
+        return None
+
+
+BUILTIN = CatalogueRef()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a run covers. ``devices`` lists one entry per task group: a driver name,
+    or None for configs drawn from every device type; ``drivers`` instead gives one
+    group of device types that each task draws from (the gate's form)."""
+
+    invariants: tuple[str, ...]
+    versions: tuple[Version, ...]
+    profile: str
+    seed: int
+    devices: tuple[str | None, ...] = (None,)
+    drivers: tuple[str, ...] | None = None
+    targets: tuple[Version, ...] | None = None
+    last_may_refuse: bool = False
+    excuse_inherited: bool = False
+    catalogue: CatalogueRef = BUILTIN
+    findings: str | None = None
+    failures_dir: str | None = None
+    database: str | None = None
+    run_id: str = "run"
+    origin: str = "check"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One invariant on one version tuple: everything its run depends on."""
+
+    invariant: str
+    versions: tuple[str, ...]
+    drivers: tuple[str, ...] | None
+    seed: int
+    base_seed: int
+    profile: str
+    run_id: str = "run"
+    last_may_refuse: bool = False
+    excuse_inherited: bool = False
+    catalogue: CatalogueRef = BUILTIN
+    findings: str | None = None
+    failures_dir: str | None = None
+    database: str | None = None
+    #: The command the task was planned by (``check`` or ``gate``), for its
+    #: reproduce command.
+    origin: str = "check"
+
+    @property
+    def device(self) -> str:
+        """The results table's device column: the one driver, the group, or ``*``."""
+        return ",".join(self.drivers) if self.drivers else "*"
+
+    @property
+    def label(self) -> str:
+        """``upgrade-round-trip[2.4->10.0]``, with ``-DRIVER`` for a one-driver task: the
+        ends of the version tuple only, so that a name does not change with the seed."""
+        span = "->".join(dict.fromkeys((self.versions[0], self.versions[-1])))
+        one = f"-{self.drivers[0]}" if self.drivers and len(self.drivers) == 1 else ""
+        return f"{self.invariant}[{span}{one}]"
+
+
+def task_seed(base: int, name: str, versions: Sequence[Version | str], device: str | None) -> int:
+    """The seed of one task, from the run's base seed and what the task covers."""
+    text = f"{base}:{name}:{','.join(map(str, versions))}:{device}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def middle_version(
+    base: int, name: str, first: Version, last: Version, versions: Sequence[Version]
+) -> Version:
+    """The middle version of a three-version task on (first, last): drawn from
+    ``versions`` between them by the seed alone (the pair, planned again alone,
+    draws it again)."""
+    between = [v for v in versions if first <= v <= last]
+    return random.Random(f"{base}:{name}:{first}:{last}").choice(between)
+
+
+def plan(request: Request) -> list[Task]:
+    """Every task ``request`` covers, in a stable order (invariant, version tuple,
+    device). Tasks whose device types do not exist on their oldest version are left
+    out: no guest of that version can have them."""
+    from compatlab.catalogue import active_catalogue
+    from compatlab.engine.run import catalogue_of
+    from compatlab.invariants.registry import get
+    from compatlab.versions import using_versions
+
+    cat = catalogue_of(request.catalogue) if not request.catalogue.builtin else active_catalogue()
+    ordered = sorted(set(request.versions))
+    targets = sorted(set(request.targets)) if request.targets is not None else None
+    groups: list[tuple[str, ...] | None] = (
+        [request.drivers]
+        if request.drivers is not None
+        else [None if d is None else (d,) for d in request.devices]
+    )
+    out: list[Task] = []
+    with using_versions(cat.versions):
+        for name in request.invariants:
+            inv = get(name)
+            tuples: list[tuple[Version, ...]]
+            if inv.arity == 1:
+                tuples = [(v,) for v in (targets if targets is not None else ordered)]
+            else:
+                if targets is not None:
+                    pairs = [(u, t) for t in targets for u in reversed(ordered) if u < t]
+                else:
+                    pairs = [(u, w) for i, u in enumerate(ordered) for w in ordered[i + 1 :]]
+                if inv.arity == 2:
+                    tuples = list(pairs)
+                else:
+                    tuples = [
+                        (u, middle_version(request.seed, name, u, w, cat.versions), w)
+                        for u, w in pairs
+                    ]
+            for versions in tuples:
+                for group in groups:
+                    drivers = group
+                    if group is not None:
+                        drivers = tuple(d for d in group if cat.types[d].exists_in(versions[0]))
+                        if not drivers:
+                            continue
+                    device = drivers[0] if drivers and request.drivers is None else None
+                    out.append(
+                        Task(
+                            invariant=name,
+                            versions=tuple(map(str, versions)),
+                            drivers=drivers,
+                            seed=task_seed(request.seed, name, versions, device),
+                            base_seed=request.seed,
+                            profile=request.profile,
+                            run_id=request.run_id,
+                            last_may_refuse=request.last_may_refuse and len(versions) > 1,
+                            excuse_inherited=request.excuse_inherited and len(versions) > 1,
+                            catalogue=request.catalogue,
+                            findings=request.findings,
+                            failures_dir=request.failures_dir,
+                            database=request.database,
+                            origin=request.origin,
+                        )
+                    )
+    return out
+
+
+def reproduce_command(task: Task) -> str:
+    """The one command that replays exactly ``task``: planned again alone it gives
+    the same version tuple, device types, seed and profile."""
+    ends = [task.versions[0], task.versions[-1]] if len(task.versions) > 1 else [task.versions[0]]
+    if task.origin == "gate":
+        ref = task.catalogue
+        what = (
+            f"--release {ref.release}"
+            if ref.release is not None
+            else f"--candidate {shlex.quote(str(ref.source))}"
+        )
+        span = f" --baseline {ends[0]}" if len(ends) > 1 else ""
+        drivers = f" --drivers {','.join(task.drivers)}" if task.drivers else ""
+        return (
+            f"compatlab gate {what} --invariant {task.invariant}{span}{drivers} "
+            f"--profile {task.profile} --seed {task.base_seed}"
+        )
+    devices = "".join(f" --device {d}" for d in task.drivers or ())
+    return (
+        f"compatlab check --invariant {task.invariant} --versions {','.join(ends)}{devices} "
+        f"--seed {task.base_seed} --profile {task.profile}"
+    )
