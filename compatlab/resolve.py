@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from compatlab.catalogue import Catalogue, active_catalogue
-from compatlab.catalogue.properties import PropertyParseError, Value
+from compatlab.catalogue.properties import Value
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress
-from compatlab.errors import AddressError, ConfigError, HintsVersionError
+from compatlab.errors import AddressError, ConfigError, HintsVersionError, PropertyParseError
 from compatlab.hints.model import HintEntry, Hints
 from compatlab.versions import Version, known_version
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 RUNS_DIR = Path("reports") / "runs"
 
@@ -83,8 +83,19 @@ def latest_run(root: Path = RUNS_DIR) -> Path | None:
     return runs[-1] if runs else None
 
 
-def summarize(records: Iterable[ResultRecord]) -> dict[str, dict[str, int]]:
-    """Counts per invariant and status."""
+class Counted(Protocol):
+    """What :func:`summarize` reads of a row: a results-table record, or a pytest item's."""
+
+    @property
+    def invariant(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def examples(self) -> int: ...
+
+
+def summarize(records: Iterable[Counted]) -> dict[str, dict[str, int]]:
+    """Counts per invariant and status, in first-seen order."""
     out: dict[str, dict[str, int]] = {}
     for r in records:
         row = out.setdefault(

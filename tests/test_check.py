@@ -88,7 +88,9 @@ def test_strict_and_the_summary_agree_on_what_failed(
     assert main(args) == 0
     assert "FAILED" not in capsys.readouterr().out
     assert main([*args, "--strict"]) == 1
-    assert "FAILED (--strict): known finding (1 runs: upgrade-round-trip)" in capsys.readouterr().out
+    assert (
+        "FAILED (--strict): known finding (1 runs: upgrade-round-trip)" in capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize(

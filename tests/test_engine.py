@@ -54,14 +54,20 @@ def test_the_plan_covers_every_ordered_pair() -> None:
 
 def test_a_device_type_a_version_lacks_plans_no_task() -> None:
     # vmxnet3 appeared after 1.4: no guest of 1.4 can have one.
-    tasks = plan(_request("upgrade-round-trip", versions=(V("1.4"), V("10.0")), devices=("vmxnet3",)))
+    tasks = plan(
+        _request("upgrade-round-trip", versions=(V("1.4"), V("10.0")), devices=("vmxnet3",))
+    )
     assert tasks == []
 
 
 def test_targets_pair_every_older_version_with_the_target_newest_first() -> None:
-    tasks = plan(_request("upgrade-round-trip", versions=(V("9.0"), V("9.1"), V("9.2")), targets=(V("9.2"),)))
+    tasks = plan(
+        _request("upgrade-round-trip", versions=(V("9.0"), V("9.1"), V("9.2")), targets=(V("9.2"),))
+    )
     assert [t.versions for t in tasks] == [("9.1", "9.2"), ("9.0", "9.2")]
-    one = plan(_request("same-version-round-trip", versions=(V("9.0"), V("9.2")), targets=(V("9.2"),)))
+    one = plan(
+        _request("same-version-round-trip", versions=(V("9.0"), V("9.2")), targets=(V("9.2"),))
+    )
     assert [t.versions for t in one] == [("9.2",)]
 
 
@@ -91,13 +97,17 @@ def _replan(command: str) -> list[Task]:
     [("same-version-round-trip", (None,)), ("upgrade-round-trip", ("e1000", "nvme")),
      ("upgrade-chain", ("nvme",)), ("upgrade-chain", (None,))],
 )  # fmt: skip
-def test_a_reproduce_command_plans_exactly_its_task(name: str, devices: tuple[str | None, ...]) -> None:
+def test_a_reproduce_command_plans_exactly_its_task(
+    name: str, devices: tuple[str | None, ...]
+) -> None:
     for task in plan(_request(name, devices=devices))[::97]:
         assert _replan(reproduce_command(task)) == [task]
 
 
 def test_a_passing_run_records_its_examples() -> None:
-    (task,) = plan(_request("upgrade-round-trip", versions=(V("7.2"), V("10.0")), devices=("e1000",)))
+    (task,) = plan(
+        _request("upgrade-round-trip", versions=(V("7.2"), V("10.0")), devices=("e1000",))
+    )
     outcome = run_task(task)
     assert outcome.status is Status.PASS
     assert outcome.examples >= 5  # the dev profile's budget
@@ -125,7 +135,9 @@ def test_a_real_compat_bug_fails_and_a_known_one_is_marked(tmp_path: Path) -> No
     assert failed.status is Status.FAIL and failed.failed()
     assert failed.failure is not None
     assert failed.failure.driver == "nvme" and failed.failure.offset == 0x88
-    assert failed.failure.config == ("nvme,id=dev0,serial=deadbeef",)  # shrunk to the minimal config
+    assert failed.failure.config == (
+        "nvme,id=dev0,serial=deadbeef",
+    )  # shrunk to the minimal config
     (saved,) = (tmp_path / "failures" / "upgrade-round-trip").glob("*.json")
     assert failed.promoted == str(saved)
     assert json.loads(saved.read_text())["reproduce"] == failed.reproduce
@@ -144,7 +156,9 @@ def test_a_profile_that_saves_writes_the_example_database(tmp_path: Path) -> Non
     run_task(_nvme_task(tmp_path, database=str(database)))  # dev: no database
     assert not database.exists()
     task = _nvme_task(tmp_path, database=str(database))
-    outcome = run_task(Task(**{**{f: getattr(task, f) for f in task.__dataclass_fields__}, "profile": "nightly"}))
+    outcome = run_task(
+        Task(**{**{f: getattr(task, f) for f in task.__dataclass_fields__}, "profile": "nightly"})
+    )
     assert outcome.status is Status.FAIL
     assert any(p.is_file() for p in database.rglob("*"))
 

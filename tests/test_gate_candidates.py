@@ -23,8 +23,8 @@ from compatlab.catalogue.candidate import (
     release_candidate,
 )
 from compatlab.config import Config, parse_device_string
-from compatlab.gate import CANDIDATE_INVARIANTS, GATE_INVARIANTS, candidate_gate
 from compatlab.engine.corpus import load_findings
+from compatlab.gate import CANDIDATE_INVARIANTS, GATE_INVARIANTS, candidate_gate
 from compatlab.realize import realize
 from compatlab.versions import Version
 
@@ -304,7 +304,9 @@ def test_the_gate_rejects_exactly_the_releases_with_known_findings(release: str)
     that release, and the failure is on a device the finding covers."""
     full = builtin_catalogue()
     n = Version.parse(release)
-    findings = [f for f in load_findings(str(ROOT / "corpora" / "findings.toml")) if f.changed_in == n]
+    findings = [
+        f for f in load_findings(str(ROOT / "corpora" / "findings.toml")) if f.changed_in == n
+    ]
     cc = apply_candidate(release_candidate(full, n), full)
     verdict = candidate_gate(cc, profile="dev", fail_fast=True)
     assert verdict.passed == (not findings), [f.explanation.lines for f in verdict.failures]

@@ -201,7 +201,9 @@ def test_a_failures_reproduce_command_replays_it(pytester: pytest.Pytester) -> N
 def test_known_finding_is_an_expected_failure(pytester: pytest.Pytester) -> None:
     result = run(pytester, *NVME, "--hypothesis-profile", "dev", "-rx")
     result.assert_outcomes(xfailed=1)
-    result.stdout.fnmatch_lines(["XFAIL *upgrade-round-trip[[]2.4->10.0-nvme[]]*known finding: nvme*"])
+    result.stdout.fnmatch_lines(
+        ["XFAIL *upgrade-round-trip[[]2.4->10.0-nvme[]]*known finding: nvme*"]
+    )
     assert summary_row(result, "upgrade-round-trip")[:6] == [1, 0, 0, 1, 0, 0]
     assert result.ret == pytest.ExitCode.OK
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from compatlab.catalogue.loader import _prop, builtin_catalogue, parse_types
 from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType, _variant_at
-from compatlab.catalogue.properties import PropertyDef, PropertyParseError
-from compatlab.errors import CandidateError, CatalogueError
+from compatlab.catalogue.properties import PropertyDef
+from compatlab.errors import CandidateError, CatalogueError, PropertyParseError
 from compatlab.versions import Version
 
 _TOP_KEYS = {"version", "base", "doc", "types", "compat"}

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from compatlab.catalogue.properties import PropertyDef, PropertyParseError, Value
+from compatlab.catalogue.properties import PropertyDef, Value
 from compatlab.errors import (
     CatalogueError,
+    PropertyParseError,
     PropertyValueError,
     UnknownDeviceError,
     UnknownPropertyError,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -592,9 +591,7 @@ def _candidate_gate(args: argparse.Namespace) -> int:
         invariants = tuple(dict.fromkeys(get(n).name for n in args.invariant))
         for name in invariants:
             if name not in gated:
-                raise ConfigError(
-                    f"the gate does not run {name!r}; it runs {', '.join(gated)}"
-                )
+                raise ConfigError(f"the gate does not run {name!r}; it runs {', '.join(gated)}")
     profile = profiles.choose(args.profile or "gate")
     chosen = drivers if drivers is not None else cc.touched()
     olds = baselines or [v for v in cat.versions if v < n]

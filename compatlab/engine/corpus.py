@@ -28,6 +28,7 @@ from compatlab.hints import Hints, decode, encode
 from compatlab.invariants.registry import Case, Failure, Violation, registered
 from compatlab.versions import Version
 
+
 def corpora_dir() -> Path:
     """``$COMPATLAB_CORPORA``, else ``corpora/`` under the working directory."""
     return Path(os.environ.get("COMPATLAB_CORPORA", "corpora"))

@@ -9,7 +9,7 @@ controller is killed keeps what its workers finished.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from compatlab.engine.outcome import Outcome
@@ -29,7 +29,7 @@ def _work(job: tuple[Task, str | None]) -> Outcome:
 
 def execute(
     tasks: Sequence[Task], *, workers: int = 1, run_dir: Path | None = None, chunksize: int = 1
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     """Run ``tasks`` here (``workers`` ≤ 1) or in a pool of at most ``workers``
     processes (never more than there are tasks); stop early by closing the
     iterator (pending tasks are cancelled)."""

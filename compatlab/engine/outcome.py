@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from compatlab.engine.tasks import Task, reproduce_command
 from compatlab.invariants.registry import Failure
 from compatlab.results import ResultRecord
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """How a task ended. ``known`` is a failure that a known finding explains;
     ``error`` a defect in a check or the model (or an oracle that could not answer):
     never a verdict; ``skip`` a task that could not run here (no QEMU for it)."""
@@ -26,9 +26,6 @@ class Status(str, Enum):
     KNOWN = "known"
     ERROR = "error"
     SKIP = "skip"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def failed(self) -> bool:
@@ -90,4 +87,3 @@ def failure_of(record: ResultRecord) -> Failure | None:
     """The structured failure a results-table row holds (inverse of :meth:`Outcome.record`
     for that column)."""
     return Failure.from_json(json.loads(record.failure)) if record.failure else None
-

@@ -223,7 +223,10 @@ def _run(
         promoted = None
         if found and task.failures_dir is not None:
             path = promote(
-                inv.name, found[-1], failure, Path(task.failures_dir),
+                inv.name,
+                found[-1],
+                failure,
+                Path(task.failures_dir),
                 reproduce=reproduce_command(task),
             )
             promoted = str(path)

@@ -18,7 +18,13 @@ which needs them to run a candidate's tasks anywhere.
 
 from __future__ import annotations
 
-from compatlab.gate.binary import Difference, GateVerdict, binary_gate, compare_records, save_verdict
+from compatlab.gate.binary import (
+    Difference,
+    GateVerdict,
+    binary_gate,
+    compare_records,
+    save_verdict,
+)
 from compatlab.gate.candidate import (
     CANDIDATE_INVARIANTS,
     GATE_INVARIANTS,

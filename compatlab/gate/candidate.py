@@ -24,8 +24,8 @@ from compatlab.engine.execute import execute
 from compatlab.engine.outcome import Outcome, Status
 from compatlab.engine.run import candidate_of
 from compatlab.engine.tasks import CatalogueRef, Request, Task, plan
-from compatlab.gate.explain import Explanation, explain
 from compatlab.errors import DefectError
+from compatlab.gate.explain import Explanation, explain
 from compatlab.invariants.registry import Failure
 from compatlab.versions import Version
 
