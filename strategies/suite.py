@@ -9,7 +9,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from compatlab.catalogue import Catalogue, active_catalogue
-from compatlab.catalogue.properties import PropertyDef
+from compatlab.catalogue.values import SUITE_SPREAD, property_values
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, DeviceSpec, PciAddress
 from compatlab.errors import CompatlabError
 from compatlab.hints import HintEntry, Hints
@@ -29,24 +29,6 @@ def ordered_versions(
 
 _VISIBLE: dict[tuple[Catalogue, str, tuple[Version, ...]], tuple[str, ...]] = {}
 _ACCEPTED: dict[tuple[Catalogue, str, str, Version], tuple[str, ...]] = {}
-
-_INT_SPREAD = (0, 1, 2, 3, 4, 8, 16, 31, 32, 64, 128, 256, 1024, 2048)
-
-
-def _candidates(prop: PropertyDef) -> list[str]:
-    if prop.sweep:
-        return list(prop.sweep)
-    t = prop.type
-    if t.kind == "bool":
-        return ["on", "off"]
-    if t.kind == "onoffauto":
-        return ["on", "off", "auto"]
-    if t.kind == "enum":
-        return list(t.choices)
-    if t.bounds is not None:
-        low, high = t.bounds
-        return [str(v) for v in _INT_SPREAD if low <= v <= high]
-    return []
 
 
 def accepted_values(
@@ -69,7 +51,7 @@ def _accepted_at(cat: Catalogue, driver: str, name: str, version: Version) -> tu
         props = cat.properties(driver, version)
         ok = []
         if name in props:
-            for value in _candidates(props[name]):
+            for value in property_values(props[name], SUITE_SPREAD, edges=False):
                 config = Config((DeviceSpec(driver, "probe", None, (*example, (name, value))),))
                 try:
                     realize(config, version, catalogue=cat)
