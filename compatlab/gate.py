@@ -537,7 +537,6 @@ def explain(
     from compatlab.catalogue import using_catalogue
     from compatlab.config import parse_device_string
     from compatlab.errors import CompatlabError
-    from compatlab.invariants.registry import Failure
     from compatlab.report.registers import field_name
     from compatlab.resolve import dump_hints, hints_of, resolve
 
@@ -562,7 +561,6 @@ def explain(
         if src is None or dst is None or driver is None:
             return [], []
         (src_dev, src_vals), (dst_dev, dst_vals) = src, dst
-        fail_obj = Failure.from_json(failure)
         for kind in ("config", "wmask", "w1cmask", "cmask"):
             a, b = getattr(src_dev.space, kind), getattr(dst_dev.space, kind)
             for off in (i for i in range(256) if a[i] != b[i]):
@@ -570,7 +568,7 @@ def explain(
                     {
                         "image": kind,
                         "offset": off,
-                        "field": field_name(off, fail_obj),
+                        "field": field_name(off, dst_dev.space),
                         "expected": f"{a[off]:02x}",
                         "actual": f"{b[off]:02x}",
                     }

@@ -229,6 +229,20 @@ class Capability:
         return regs.CAP_NAMES.get(self.cap_id, f"capability {self.cap_id:#04x}")
 
 
+def walk_capabilities(config: bytes) -> Iterator[Capability]:
+    """The capability list of config-space bytes, in list order (PCI Local Bus 3.0
+    §6.7); stops at a loop or an out-of-bounds pointer."""
+    if len(config) <= regs.CAPABILITY_LIST or not config[regs.STATUS] & regs.STATUS_CAP_LIST:
+        return
+    seen: set[int] = set()
+    end = min(len(config), _SIZE) - 1
+    pointer = config[regs.CAPABILITY_LIST] & ~3
+    while pointer and pointer not in seen and regs.HEADER_SIZE <= pointer < end:
+        seen.add(pointer)
+        yield Capability(pointer, config[pointer])
+        pointer = config[pointer + regs.CAP_LIST_NEXT] & ~3
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigSpace:
     """A device's 256 bytes of config space and QEMU's three masks, immutable."""
@@ -314,15 +328,8 @@ class ConfigSpace:
         return ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
 
     def capabilities(self) -> Iterator[Capability]:
-        """Walk the capability list; stops at a loop or an out-of-bounds pointer."""
-        if not self.config[regs.STATUS] & regs.STATUS_CAP_LIST:
-            return
-        seen: set[int] = set()
-        pointer = self.config[regs.CAPABILITY_LIST] & ~3
-        while pointer and pointer not in seen and regs.HEADER_SIZE <= pointer < _SIZE - 1:
-            seen.add(pointer)
-            yield Capability(pointer, self.config[pointer])
-            pointer = self.config[pointer + regs.CAP_LIST_NEXT] & ~3
+        """Walk the capability list (:func:`walk_capabilities` of :attr:`config`)."""
+        return walk_capabilities(self.config)
 
     def find_capability(self, cap_id: int) -> int | None:
         return next((c.offset for c in self.capabilities() if c.cap_id == cap_id), None)
