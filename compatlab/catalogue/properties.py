@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from compatlab.versions import Version
+
 Value = bool | int | str
 
 _TRUE = {"on", "yes", "true", "y"}
@@ -195,8 +197,8 @@ class PropertyDef:
     name: str
     type: PropType
     default: Value | None
-    since: str
-    until: str | None = None
+    since: Version
+    until: Version | None = None
     guest_visible: bool = False
     doc: str = ""
     sweep: tuple[str, ...] = ()
