@@ -127,7 +127,7 @@ def guest_writes(max_writes: int = 8) -> st.SearchStrategy[list[tuple[int, int, 
     towards no writes."""
     write = st.sampled_from([1, 2, 4]).flatmap(
         lambda width: st.tuples(
-            st.integers(0, 256 // width - 1).map(lambda i, w=width: i * w),
+            st.integers(0, 256 // width - 1).map(lambda i: i * width),
             st.just(width),
             st.integers(0, (1 << (8 * width)) - 1),
         )
@@ -148,14 +148,14 @@ def hint_variations(draw: st.DrawFn, hints: Hints, config: Config) -> Hints:
         if entry.identity in dropped:
             continue
         props = entry.properties
-        if props and draw(st.booleans()):
+        if len(props) > 0 and draw(st.booleans()):
             gone = draw(st.sets(st.sampled_from([n for n, _ in props]), max_size=len(props)))
             props = tuple((n, v) for n, v in props if n not in gone)
         out.append(HintEntry(entry.identity, entry.driver, props))
     for k in range(draw(st.integers(0, 2))):
         out.append(HintEntry(f"absent{k}", "e1000", (("rombar", 0),)))
     ids = {d.id for d in config.devices}
-    if out and draw(st.booleans()):
+    if len(out) > 0 and draw(st.booleans()):
         victim = draw(st.sampled_from(range(len(out))))
         e = out[victim]
         if e.identity in ids:
