@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.properties import PropertyDef
+from compatlab.catalogue.values import choices as type_choices
 from compatlab.config import (
     FIRST_SLOT,
     LAST_SLOT,
@@ -28,17 +29,14 @@ def versions(choices: Sequence[Version] | None = None) -> st.SearchStrategy[Vers
 @functools.cache
 def property_values(prop: PropertyDef) -> st.SearchStrategy[str]:
     """Command-line values for one property: its catalogue sweep values (valid and
-    refused ones) and values drawn from its type. Shrinks towards the first sweep value."""
+    refused ones) and values drawn from its type (every choice of a type with few
+    values, any integer within bounds up to 4096). Shrinks towards the first sweep value."""
     t = prop.type
     options: list[st.SearchStrategy[str]] = []
     if prop.sweep:
         options.append(st.sampled_from(prop.sweep))
-    if t.kind == "bool":
-        options.append(st.sampled_from(["on", "off"]))
-    elif t.kind == "onoffauto":
-        options.append(st.sampled_from(["on", "off", "auto"]))
-    elif t.kind == "enum":
-        options.append(st.sampled_from(t.choices))
+    if type_choices(t):
+        options.append(st.sampled_from(type_choices(t)))
     elif t.bounds is not None:
         low, high = t.bounds
         options.append(st.integers(low, min(high, 4096)).map(str))

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from hypothesis import strategies as st
 
 from compatlab.hints import HintEntry, Hints, encode
 from compatlab.versions import Version, active_versions
 
-_NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+# Surrogates (category Cs) cannot be encoded.
+_NO_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+_NAMES = st.text(
+    st.characters(codec="utf-8", exclude_categories=_NO_SURROGATES), min_size=1, max_size=12
+)
 
 hint_values = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**63), 2**64 - 1),
-    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20),
+    st.text(st.characters(codec="utf-8", exclude_categories=_NO_SURROGATES), max_size=20),
 )
 
 

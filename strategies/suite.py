@@ -9,7 +9,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from compatlab.catalogue import Catalogue, active_catalogue
-from compatlab.catalogue.properties import PropertyDef
+from compatlab.catalogue.values import SUITE_SPREAD, property_values
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, DeviceSpec, PciAddress
 from compatlab.errors import CompatlabError
 from compatlab.hints import HintEntry, Hints
@@ -29,24 +29,6 @@ def ordered_versions(
 
 _VISIBLE: dict[tuple[Catalogue, str, tuple[Version, ...]], tuple[str, ...]] = {}
 _ACCEPTED: dict[tuple[Catalogue, str, str, Version], tuple[str, ...]] = {}
-
-_INT_SPREAD = (0, 1, 2, 3, 4, 8, 16, 31, 32, 64, 128, 256, 1024, 2048)
-
-
-def _candidates(prop: PropertyDef) -> list[str]:
-    if prop.sweep:
-        return list(prop.sweep)
-    t = prop.type
-    if t.kind == "bool":
-        return ["on", "off"]
-    if t.kind == "onoffauto":
-        return ["on", "off", "auto"]
-    if t.kind == "enum":
-        return list(t.choices)
-    if t.bounds is not None:
-        low, high = t.bounds
-        return [str(v) for v in _INT_SPREAD if low <= v <= high]
-    return []
 
 
 def accepted_values(
@@ -69,7 +51,7 @@ def _accepted_at(cat: Catalogue, driver: str, name: str, version: Version) -> tu
         props = cat.properties(driver, version)
         ok = []
         if name in props:
-            for value in _candidates(props[name]):
+            for value in property_values(props[name], SUITE_SPREAD, edges=False):
                 config = Config((DeviceSpec(driver, "probe", None, (*example, (name, value))),))
                 try:
                     realize(config, version, catalogue=cat)
@@ -145,7 +127,7 @@ def guest_writes(max_writes: int = 8) -> st.SearchStrategy[list[tuple[int, int, 
     towards no writes."""
     write = st.sampled_from([1, 2, 4]).flatmap(
         lambda width: st.tuples(
-            st.integers(0, 256 // width - 1).map(lambda i, w=width: i * w),
+            st.integers(0, 256 // width - 1).map(lambda i: i * width),
             st.just(width),
             st.integers(0, (1 << (8 * width)) - 1),
         )
@@ -166,14 +148,14 @@ def hint_variations(draw: st.DrawFn, hints: Hints, config: Config) -> Hints:
         if entry.identity in dropped:
             continue
         props = entry.properties
-        if props and draw(st.booleans()):
+        if len(props) > 0 and draw(st.booleans()):
             gone = draw(st.sets(st.sampled_from([n for n, _ in props]), max_size=len(props)))
             props = tuple((n, v) for n, v in props if n not in gone)
         out.append(HintEntry(entry.identity, entry.driver, props))
     for k in range(draw(st.integers(0, 2))):
         out.append(HintEntry(f"absent{k}", "e1000", (("rombar", 0),)))
     ids = {d.id for d in config.devices}
-    if out and draw(st.booleans()):
+    if len(out) > 0 and draw(st.booleans()):
         victim = draw(st.sampled_from(range(len(out))))
         e = out[victim]
         if e.identity in ids:

@@ -10,6 +10,7 @@ from compatlab.catalogue import Catalogue, CompatEntry, builtin_catalogue
 from compatlab.catalogue.builders import registered_builders
 from compatlab.catalogue.loader import parse_types
 from compatlab.catalogue.model import DeviceType
+from compatlab.catalogue.values import SUITE_SPREAD, property_values
 from compatlab.errors import (
     CatalogueError,
     PropertyValueError,
@@ -182,3 +183,18 @@ def test_every_concrete_type_has_a_builder_and_an_example_that_realizes() -> Non
         config = Config((parse_device_string(t.example or name),))
         realized = realize(config, t.since)
         assert realized.devices[0].space.read(0, 2) not in (0, 0xFFFF)
+
+
+def test_interesting_values_of_a_property_by_type() -> None:
+    """One table for the sweep and the strategies: a bounded integer gives the spread
+    within its bounds, then its maximum, one past it and a malformed number."""
+    cat = builtin_catalogue()
+    rombar = cat.properties("e1000", cat.versions[-1])["rombar"]
+    assert rombar.type.bounds is not None
+    high = rombar.type.bounds[1]
+    values = property_values(rombar)
+    assert values[:3] == ["0", "1", "2"]
+    assert values[-3:] == [str(high), str(high + 1), "x"]
+    assert property_values(rombar, SUITE_SPREAD, edges=False) == [str(v) for v in SUITE_SPREAD]
+    multifunction = cat.properties("e1000", cat.versions[-1])["multifunction"]
+    assert property_values(multifunction) == ["on", "off"]

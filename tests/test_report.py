@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from compatlab.cli.main import main
+from compatlab.config import Config, parse_device_string
 from compatlab.invariants.registry import Failure
+from compatlab.realize import realize
 from compatlab.report import classify, write_history, write_report
 from compatlab.report.history import Key
 from compatlab.report.registers import field_name
 from compatlab.results import ResultRecord, append, write_meta
+from compatlab.versions import Version
 
 NVME = ("nvme,id=dev0,addr=04.0,serial=deadbeef", "usb-ehci,id=dev1,addr=08.0")
 # A failure in the header (subsystem ID) and one in nvme's PCI Express capability.
@@ -218,6 +221,16 @@ def test_report_merges_a_run_without_parquet_or_meta(tmp_path: Path) -> None:
 )
 def test_field_names(offset: int, name: str) -> None:
     assert field_name(offset) == name
+
+
+def test_field_names_walk_the_capability_list_of_the_bytes_given() -> None:
+    """The capability holding a byte comes from the config space the caller passes."""
+    space = realize(Config((parse_device_string(NVME[0]),)), Version(10, 0)).devices[0].space
+    name = "capability area: PCI Express capability at 0x80 + 0x08"
+    assert field_name(0x88, space) == name
+    assert field_name(0x88, space.config) == name
+    assert field_name(0x2E, space) == "subsystem_id (byte 0)"
+    assert field_name(0x88, bytes(256)) == "capability area"  # no capability list
 
 
 def _key(inv: str, versions: str = "3.1..4.0") -> Key:

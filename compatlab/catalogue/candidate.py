@@ -133,14 +133,14 @@ def _inherited(types: Mapping[str, DeviceType], name: str) -> dict[str, tuple[Pr
 def _props_as_of(
     catalogue: Catalogue, owner: str, variants: tuple[PropertyDef, ...], version: Version
 ) -> tuple[PropertyDef, ...]:
-    kept = [p for p in variants if Version.parse(p.since) <= version]
+    kept = [p for p in variants if p.since <= version]
     if not kept:
         return _history_as_internal(catalogue, owner, variants[0], version)
     value = catalogue.default(owner, variants[0].name, version)
     current = _variant_at(tuple(kept), version)
     out = []
     for p in kept:
-        until = p.until if p.until is not None and Version.parse(p.until) <= version else None
+        until = p.until if p.until is not None and p.until <= version else None
         out.append(
             dataclasses.replace(p, until=until, default=value if p is current else p.default)
         )
@@ -164,8 +164,8 @@ def _history_as_internal(
             prop,
             default=value,
             internal=True,
-            since=str(start),
-            until=str(runs[i + 1][0]) if i + 1 < len(runs) else None,
+            since=start,
+            until=runs[i + 1][0] if i + 1 < len(runs) else None,
             owner=owner,
         )
         for i, (start, value) in enumerate(runs)
@@ -437,7 +437,7 @@ def _merge_property(
             if k not in ("default", "since", "until", "sweep", "min", "max", "choices")
         }
         retyped = _prop(owner, pname, {**kept, **spec, "since": str(n)}, str(n))
-        closed = dataclasses.replace(current, until=str(n), owner=owner)
+        closed = dataclasses.replace(current, until=n, owner=owner)
         return (*(dataclasses.replace(p, owner=owner) for p in variants[:-1]), closed, retyped)
     default = current.default
     if "default" in spec:
@@ -445,7 +445,7 @@ def _merge_property(
     changed = dataclasses.replace(
         current,
         default=default,
-        until=str(n) if "until" in spec else current.until,
+        until=n if "until" in spec else current.until,
         guest_visible=bool(spec.get("guest_visible", current.guest_visible)),
         doc=str(spec.get("doc", current.doc)),
         sweep=tuple(str(v) for v in spec.get("sweep", current.sweep)),
@@ -541,9 +541,9 @@ def _variant_spec(prop: PropertyDef, *, since: bool = True) -> dict[str, Any]:
     if prop.default is not None:
         spec["default"] = prop.default
     if since:
-        spec["since"] = prop.since
+        spec["since"] = str(prop.since)
     if prop.until is not None:
-        spec["until"] = prop.until
+        spec["until"] = str(prop.until)
     for key in ("guest_visible", "internal"):
         if getattr(prop, key):
             spec[key] = True
@@ -642,10 +642,10 @@ def _property_change(
         return {k: v for k, v in _variant_spec(current).items() if k != "since"}
     previous = _variant_at(old, version)
     change: dict[str, Any] = {}
-    if Version.parse(current.since) == version and current.type != previous.type:
+    if current.since == version and current.type != previous.type:
         change = {k: v for k, v in _variant_spec(current).items() if k not in ("since", "until")}
     elif current.default != previous.default:
         change["default"] = current.default
-    if current.until is not None and Version.parse(current.until) == version:
+    if current.until is not None and current.until == version:
         change["until"] = str(version)
     return change

@@ -38,8 +38,8 @@ def _prop(owner: str, name: str, spec: dict[str, Any], type_since: str) -> Prope
         name=name,
         type=ptype,
         default=default,
-        since=str(spec.get("since", type_since)),
-        until=spec.get("until"),
+        since=Version.parse(str(spec.get("since", type_since))),
+        until=Version.parse(str(spec["until"])) if spec.get("until") is not None else None,
         guest_visible=bool(spec.get("guest_visible", False)),
         doc=str(spec.get("doc", "")),
         sweep=tuple(str(v) for v in spec.get("sweep", ())),
@@ -60,7 +60,7 @@ def parse_types(tables: dict[str, Any], types: dict[str, DeviceType], source: st
             defs = tuple(
                 sorted(
                     (_prop(name, pname, {**pspec, **v}, "1.4") for v in variants),
-                    key=lambda p: Version.parse(p.since),
+                    key=lambda p: p.since,
                 )
             )
             props[pname] = defs

@@ -73,8 +73,7 @@ class DeviceType:
 
 
 def _exists(prop: PropertyDef, version: Version) -> bool:
-    since = Version.parse(prop.since)
-    return since <= version and (prop.until is None or version < Version.parse(prop.until))
+    return prop.since <= version and (prop.until is None or version < prop.until)
 
 
 def _variant_at(variants: tuple[PropertyDef, ...], version: Version) -> PropertyDef:
@@ -83,7 +82,7 @@ def _variant_at(variants: tuple[PropertyDef, ...], version: Version) -> Property
     for prop in variants:
         if _exists(prop, version):
             return prop
-    if version < Version.parse(variants[0].since):
+    if version < variants[0].since:
         return variants[0]
     return variants[-1]
 

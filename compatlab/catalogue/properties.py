@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from compatlab.errors import PropertyParseError
+from compatlab.versions import Version
 
 Value = bool | int | str
 
@@ -193,8 +194,8 @@ class PropertyDef:
     name: str
     type: PropType
     default: Value | None
-    since: str
-    until: str | None = None
+    since: Version
+    until: Version | None = None
     guest_visible: bool = False
     doc: str = ""
     sweep: tuple[str, ...] = ()

@@ -180,7 +180,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 "type": p.type.describe(),
                 "default": cat.default(args.driver, p.name, version),
                 "guest_visible": p.guest_visible,
-                "since": p.since,
+                "since": str(p.since),
             }
             for p in sorted(props.values(), key=lambda p: p.name)
         ]

@@ -52,7 +52,7 @@ def _same(a: ConfigSpace, b: ConfigSpace) -> bool:
     return all(getattr(a, k) == getattr(b, k) for k in ("config", "wmask", "w1cmask", "cmask"))
 
 
-def register_diff(src: ConfigSpace, dst: ConfigSpace) -> list[dict[str, Any]]:
+def space_diff(src: ConfigSpace, dst: ConfigSpace) -> list[dict[str, Any]]:
     """Every differing byte of the four images, with the register it belongs to."""
     from compatlab.report.registers import field_name
 
@@ -93,7 +93,7 @@ def explain(cc: CandidateCatalogue, failure: Failure) -> Explanation:
         if src is None or dst is None:
             return Explanation()
         (src_dev, src_vals), (dst_dev, dst_vals) = src, dst
-        regs = register_diff(src_dev.space, dst_dev.space)
+        regs = space_diff(src_dev.space, dst_dev.space)
         differing = sorted(
             p for p in set(src_vals) | set(dst_vals) if src_vals.get(p) != dst_vals.get(p)
         )

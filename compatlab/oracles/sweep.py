@@ -4,7 +4,8 @@ For one device type and one QEMU binary it lists one-device configs:
 
 - the device with its catalogue ``example`` properties on every machine type;
 - every guest-visible property over a spread of values (from the property's
-  ``sweep`` list in the catalogue, else from its type and range), on the
+  ``sweep`` list in the catalogue, else from its type and range: see
+  :mod:`compatlab.catalogue.values`), on the
   binary's newest, oldest and a middle machine type;
 - cases QEMU should refuse: a value one past the range, a malformed value, an
   unknown property, and the type's ``refuse`` combinations.
@@ -19,37 +20,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from compatlab.catalogue import Catalogue
-from compatlab.catalogue.properties import PropertyDef
+from compatlab.catalogue.values import property_values
 from compatlab.config import parse_device_string
 from compatlab.versions import Version
-
-_INT_SPREAD = (0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 32, 33, 64, 65, 128, 255, 256, 2048, 2049)
 
 
 @dataclass(frozen=True, slots=True)
 class SweepItem:
     machine: Version
     device: str
-
-
-def property_values(prop: PropertyDef) -> list[str]:
-    """Values worth capturing for one property, valid ones and refused ones."""
-    t = prop.type
-    if prop.sweep:
-        return list(prop.sweep)
-    if t.kind == "bool":
-        return ["on", "off"]
-    if t.kind == "onoffauto":
-        return ["on", "off", "auto"]
-    if t.kind == "enum":
-        return [*t.choices, "bogus"]
-    bounds = t.bounds
-    if bounds is not None:
-        low, high = bounds
-        values = [v for v in _INT_SPREAD if low <= v <= high]
-        values += [high, high + 1, "x"]  # type: ignore[list-item]
-        return [str(v) for v in dict.fromkeys(values)]
-    return []
 
 
 def _machines(machines: Sequence[Version]) -> list[Version]:

@@ -12,38 +12,6 @@ from compatlab.errors import MsiError
 from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpaceBuilder
 
-# MSI (PCI Local Bus 3.0 §6.8.1)
-MSI_FLAGS = 2
-MSI_FLAGS_ENABLE = 0x0001
-MSI_FLAGS_QMASK = 0x000E
-MSI_FLAGS_QSIZE = 0x0070
-MSI_FLAGS_64BIT = 0x0080
-MSI_FLAGS_MASKBIT = 0x0100
-MSI_ADDRESS_LO = 4
-MSI_ADDRESS_LO_MASK = 0xFFFFFFFC
-MSI_VECTORS_MAX = 32
-
-# MSI-X (PCI Local Bus 3.0 §6.8.2)
-MSIX_CAP_LENGTH = 12
-MSIX_FLAGS = 2
-MSIX_TABLE = 4
-MSIX_PBA = 8
-MSIX_ENTRY_SIZE = 16
-MSIX_MAX_VECTORS = 2048
-MSIX_CONTROL_BYTE = MSIX_FLAGS + 1
-MSIX_ENABLE = 0x80
-MSIX_MASKALL = 0x40
-
-
-def msi_cap_size(is_64bit: bool, per_vector_mask: bool) -> int:
-    """Length of the MSI capability for its flavour (QEMU's msi_cap_sizeof)."""
-    return {
-        (False, False): 0x0A,
-        (True, False): 0x0E,
-        (False, True): 0x14,
-        (True, True): 0x18,
-    }[(is_64bit, per_vector_mask)]
-
 
 def add_msi(
     cs: ConfigSpaceBuilder,
@@ -54,25 +22,25 @@ def add_msi(
     per_vector_mask: bool,
 ) -> int:
     """Add an MSI capability (QEMU hw/pci/msi.c: msi_init). Returns its offset."""
-    if nr_vectors < 1 or nr_vectors > MSI_VECTORS_MAX or nr_vectors & (nr_vectors - 1):
+    if nr_vectors < 1 or nr_vectors > regs.MSI_VECTORS_MAX or nr_vectors & (nr_vectors - 1):
         raise MsiError(f"MSI needs a power-of-two vector count up to 32, not {nr_vectors}")
     order = nr_vectors.bit_length() - 1
     flags = order << 1
     if is_64bit:
-        flags |= MSI_FLAGS_64BIT
+        flags |= regs.MSI_FLAGS_64BIT
     if per_vector_mask:
-        flags |= MSI_FLAGS_MASKBIT
-    cap = cs.add_capability(regs.CAP_ID_MSI, msi_cap_size(is_64bit, per_vector_mask), offset)
-    cs.set_word(cap + MSI_FLAGS, flags)
-    cs.set_mask("wmask", cap + MSI_FLAGS, MSI_FLAGS_QSIZE | MSI_FLAGS_ENABLE, 2)
-    cs.set_mask("wmask", cap + MSI_ADDRESS_LO, MSI_ADDRESS_LO_MASK, 4)
-    data = cap + (0x0C if is_64bit else 0x08)
+        flags |= regs.MSI_FLAGS_MASKBIT
+    cap = cs.add_capability(regs.CAP_ID_MSI, regs.msi_cap_size(is_64bit, per_vector_mask), offset)
+    cs.set_word(cap + regs.MSI_FLAGS, flags)
+    cs.set_mask("wmask", cap + regs.MSI_FLAGS, regs.MSI_FLAGS_QSIZE | regs.MSI_FLAGS_ENABLE, 2)
+    cs.set_mask("wmask", cap + regs.MSI_ADDRESS_LO, regs.MSI_ADDRESS_LO_MASK, 4)
+    data = cap + (regs.MSI_DATA_64 if is_64bit else regs.MSI_DATA_32)
     if is_64bit:
-        cs.set_mask("wmask", cap + 0x08, 0xFFFFFFFF, 4)
+        cs.set_mask("wmask", cap + regs.MSI_ADDRESS_HI, 0xFFFFFFFF, 4)
     cs.set_mask("wmask", data, 0xFFFF, 2)
     if per_vector_mask:
-        mask_off = cap + (0x10 if is_64bit else 0x0C)
-        cs.set_mask("wmask", mask_off, 0xFFFFFFFF >> (MSI_VECTORS_MAX - nr_vectors), 4)
+        mask_off = cap + (regs.MSI_MASK_64 if is_64bit else regs.MSI_MASK_32)
+        cs.set_mask("wmask", mask_off, 0xFFFFFFFF >> (regs.MSI_VECTORS_MAX - nr_vectors), 4)
     return cap
 
 
@@ -90,13 +58,13 @@ def add_msix(
 
     The Message Control register stores the table size minus one.
     """
-    if nentries < 1 or nentries > MSIX_MAX_VECTORS:
+    if nentries < 1 or nentries > regs.MSIX_MAX_VECTORS:
         raise MsiError("The number of MSI-X vectors is invalid")
-    cap = cs.add_capability(regs.CAP_ID_MSIX, MSIX_CAP_LENGTH, offset)
-    cs.set_word(cap + MSIX_FLAGS, nentries - 1)
-    cs.set_long(cap + MSIX_TABLE, table_offset | table_bar)
-    cs.set_long(cap + MSIX_PBA, pba_offset | pba_bar)
-    cs.or_mask("wmask", cap + MSIX_CONTROL_BYTE, MSIX_ENABLE | MSIX_MASKALL, 1)
+    cap = cs.add_capability(regs.CAP_ID_MSIX, regs.MSIX_CAP_LENGTH, offset)
+    cs.set_word(cap + regs.MSIX_FLAGS, nentries - 1)
+    cs.set_long(cap + regs.MSIX_TABLE, table_offset | table_bar)
+    cs.set_long(cap + regs.MSIX_PBA, pba_offset | pba_bar)
+    cs.or_mask("wmask", cap + regs.MSIX_CONTROL_BYTE, regs.MSIX_ENABLE | regs.MSIX_MASKALL, 1)
     return cap
 
 
@@ -114,8 +82,8 @@ def msix_exclusive_bar_layout(nentries: int) -> tuple[int, int]:
     bar_size = 4096
     pba_offset = bar_size // 2
     pba_size = ((nentries + 63) // 64) * 8
-    if nentries * MSIX_ENTRY_SIZE > pba_offset:
-        pba_offset = nentries * MSIX_ENTRY_SIZE
+    if nentries * regs.MSIX_ENTRY_SIZE > pba_offset:
+        pba_offset = nentries * regs.MSIX_ENTRY_SIZE
     if pba_offset + pba_size > 4096:
         bar_size = pba_offset + pba_size
     return pow2ceil(bar_size), pba_offset
@@ -123,7 +91,7 @@ def msix_exclusive_bar_layout(nentries: int) -> tuple[int, int]:
 
 def add_msix_exclusive_bar(cs: ConfigSpaceBuilder, nentries: int, bar: int) -> int:
     """MSI-X with its table and PBA alone in BAR ``bar`` (msix_init_exclusive_bar)."""
-    if nentries < 1 or nentries > MSIX_MAX_VECTORS:
+    if nentries < 1 or nentries > regs.MSIX_MAX_VECTORS:
         raise MsiError("The number of MSI-X vectors is invalid")
     size, pba_offset = msix_exclusive_bar_layout(nentries)
     cap = add_msix(cs, nentries, table_bar=bar, table_offset=0, pba_bar=bar, pba_offset=pba_offset)

@@ -195,17 +195,10 @@ class ConfigSpaceBuilder:
         )
 
 
-_MSI_MIN_SIZE = 0x0A
-_EXP_DEVCTL = 0x08
-_EXP_DEVCTL_BCR_FLR = 0x8000
-_MSI_FLAGS_ENABLE = 0x0001
-_MSI_FLAGS_QMASK = 0x000E
-_MSI_FLAGS_QSIZE = 0x0070
-
-
 def _msi_size(flags: int) -> int:
-    size = 0x0E if flags & 0x80 else 0x0A
-    return size + (0x0A if flags & 0x100 else 0)
+    return regs.msi_cap_size(
+        bool(flags & regs.MSI_FLAGS_64BIT), bool(flags & regs.MSI_FLAGS_MASKBIT)
+    )
 
 
 def _msi_clamp_qsize(config: bytearray, cap: int) -> None:
@@ -214,13 +207,13 @@ def _msi_clamp_qsize(config: bytearray, cap: int) -> None:
     PCI Local Bus 3.0 §6.8.1.3 forbids software to enable more vectors than the
     function can take; QEMU's msi_write_config clamps it once MSI is enabled.
     """
-    flags = _get(config, cap + 2, 2)
-    if not flags & _MSI_FLAGS_ENABLE:
+    flags = _get(config, cap + regs.MSI_FLAGS, 2)
+    if not flags & regs.MSI_FLAGS_ENABLE:
         return
-    enabled = (flags & _MSI_FLAGS_QSIZE) >> 4
-    capable = (flags & _MSI_FLAGS_QMASK) >> 1
+    enabled = (flags & regs.MSI_FLAGS_QSIZE) >> 4
+    capable = (flags & regs.MSI_FLAGS_QMASK) >> 1
     if enabled > capable:
-        _put(config, cap + 2, (flags & ~_MSI_FLAGS_QSIZE) | (capable << 4), 2)
+        _put(config, cap + regs.MSI_FLAGS, (flags & ~regs.MSI_FLAGS_QSIZE) | (capable << 4), 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +224,20 @@ class Capability:
     @property
     def name(self) -> str:
         return regs.CAP_NAMES.get(self.cap_id, f"capability {self.cap_id:#04x}")
+
+
+def walk_capabilities(config: bytes) -> Iterator[Capability]:
+    """The capability list of config-space bytes, in list order (PCI Local Bus 3.0
+    §6.7); stops at a loop or an out-of-bounds pointer."""
+    if len(config) <= regs.CAPABILITY_LIST or not config[regs.STATUS] & regs.STATUS_CAP_LIST:
+        return
+    seen: set[int] = set()
+    end = min(len(config), _SIZE) - 1
+    pointer = config[regs.CAPABILITY_LIST] & ~3
+    while pointer and pointer not in seen and regs.HEADER_SIZE <= pointer < end:
+        seen.add(pointer)
+        yield Capability(pointer, config[pointer])
+        pointer = config[pointer + regs.CAP_LIST_NEXT] & ~3
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,22 +273,22 @@ class ConfigSpace:
             config[addr] = (config[addr] & ~wmask & 0xFF) | (byte & wmask)
             config[addr] &= ~(byte & w1c) & 0xFF
         msi = self.find_capability(regs.CAP_ID_MSI)
-        if msi is not None and offset < msi + _MSI_MIN_SIZE and msi < offset + width:
+        if msi is not None and offset < msi + regs.MSI_32_SIZEOF and msi < offset + width:
             _msi_clamp_qsize(config, msi)
         after = ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
         exp = self.find_capability(regs.CAP_ID_EXP)
         if (
             exp is not None
-            and offset < exp + _EXP_DEVCTL + 2
-            and exp + _EXP_DEVCTL < offset + width
+            and offset < exp + regs.EXP_DEVCTL + 2
+            and exp + regs.EXP_DEVCTL < offset + width
         ):
-            devctl = after.read(exp + _EXP_DEVCTL, 2)
-            if devctl & _EXP_DEVCTL_BCR_FLR:
+            devctl = after.read(exp + regs.EXP_DEVCTL, 2)
+            if devctl & regs.EXP_DEVCTL_BCR_FLR:
                 # PCIe Base 3.0 §6.6.2: Initiate Function Level Reset resets the
                 # function and always reads 0 (QEMU's pcie_cap_flr_write_config).
                 after = after.function_reset()
                 config = bytearray(after.config)
-                _put(config, exp + _EXP_DEVCTL, devctl & ~_EXP_DEVCTL_BCR_FLR, 2)
+                _put(config, exp + regs.EXP_DEVCTL, devctl & ~regs.EXP_DEVCTL_BCR_FLR, 2)
                 after = ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
         return after
 
@@ -301,25 +308,25 @@ class ConfigSpace:
                 _put(config, bar, _get(config, bar, 4) & ~_get(self.wmask, bar, 4), 4)
         msi = self.find_capability(regs.CAP_ID_MSI)
         if msi is not None:
-            flags = _get(config, msi + 2, 2)
-            _put(config, msi + 2, flags & ~(_MSI_FLAGS_QSIZE | _MSI_FLAGS_ENABLE), 2)
+            flags = _get(config, msi + regs.MSI_FLAGS, 2)
+            _put(
+                config,
+                msi + regs.MSI_FLAGS,
+                flags & ~(regs.MSI_FLAGS_QSIZE | regs.MSI_FLAGS_ENABLE),
+                2,
+            )
             size = _msi_size(flags)
-            config[msi + 4 : msi + size] = bytes(size - 4)
+            config[msi + regs.MSI_ADDRESS_LO : msi + size] = bytes(size - regs.MSI_ADDRESS_LO)
         msix = self.find_capability(regs.CAP_ID_MSIX)
         if msix is not None:
-            config[msix + 3] &= ~self.wmask[msix + 3] & 0xFF
+            config[msix + regs.MSIX_CONTROL_BYTE] &= (
+                ~self.wmask[msix + regs.MSIX_CONTROL_BYTE] & 0xFF
+            )
         return ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
 
     def capabilities(self) -> Iterator[Capability]:
-        """Walk the capability list; stops at a loop or an out-of-bounds pointer."""
-        if not self.config[regs.STATUS] & regs.STATUS_CAP_LIST:
-            return
-        seen: set[int] = set()
-        pointer = self.config[regs.CAPABILITY_LIST] & ~3
-        while pointer and pointer not in seen and regs.HEADER_SIZE <= pointer < _SIZE - 1:
-            seen.add(pointer)
-            yield Capability(pointer, self.config[pointer])
-            pointer = self.config[pointer + regs.CAP_LIST_NEXT] & ~3
+        """Walk the capability list (:func:`walk_capabilities` of :attr:`config`)."""
+        return walk_capabilities(self.config)
 
     def find_capability(self, cap_id: int) -> int | None:
         return next((c.offset for c in self.capabilities() if c.cap_id == cap_id), None)

@@ -18,63 +18,13 @@ from __future__ import annotations
 from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpaceBuilder
 
-VER1_SIZEOF = 0x14
-VER2_SIZEOF = 0x3C
-
-# Register offsets inside the capability (Linux pci_regs.h names).
-EXP_FLAGS = 0x02
-EXP_DEVCAP = 0x04
-EXP_DEVCTL = 0x08
-EXP_DEVSTA = 0x0A
-EXP_LNKCAP = 0x0C
-EXP_LNKCTL = 0x10
-EXP_LNKSTA = 0x12
-EXP_DEVCAP2 = 0x24
-EXP_DEVCTL2 = 0x28
-
-FLAGS_VER1 = 0x1
-FLAGS_VER2 = 0x2
-FLAGS_TYPE_SHIFT = 4
-FLAGS_TYPE = 0x00F0
-TYPE_ENDPOINT = 0x0
-TYPE_RC_END = 0x9
-
-DEVCAP_EXT_TAG = 0x00000020
-DEVCAP_RBER = 0x00008000
-DEVCAP_FLR = 0x10000000
-
-DEVCTL_CERE = 0x0001
-DEVCTL_NFERE = 0x0002
-DEVCTL_FERE = 0x0004
-DEVCTL_URRE = 0x0008
-DEVCTL_BCR_FLR = 0x8000
-
-DEVSTA_CED = 0x0001
-DEVSTA_NFED = 0x0002
-DEVSTA_FED = 0x0004
-DEVSTA_URD = 0x0008
-
-LNKCAP_PN_SHIFT = 24
-LNKCAP_ASPMS_0S = 0x00000400
-LNK_X1 = 1
-LNK_2_5GT = 1
-LNKCAP_MLW_SHIFT = 4
-LNKSTA_NLW_SHIFT = 4
-
-LNKCTL_CCC = 0x0040
-LNKCTL_ES = 0x0080
-
-DEVCAP2_EFF = 0x00100000
-DEVCAP2_EETLPP = 0x00200000
-DEVCTL2_EETLPPB = 0x8000
-
 
 def add_pcie_cap(
     cs: ConfigSpaceBuilder,
     offset: int,
     *,
     version: int = 2,
-    port_type: int = TYPE_ENDPOINT,
+    port_type: int = regs.EXP_TYPE_ENDPOINT,
     port: int = 0,
     ext_tag: bool = True,
 ) -> int:
@@ -88,21 +38,31 @@ def add_pcie_cap(
     """
     if version not in (1, 2):
         raise ValueError(f"PCI Express capability version {version} is not 1 or 2")
-    size = VER1_SIZEOF if version == 1 else VER2_SIZEOF
+    size = regs.EXP_VER1_SIZEOF if version == 1 else regs.EXP_VER2_SIZEOF
     cap = cs.add_capability(regs.CAP_ID_EXP, size, offset)
-    cs.set_word(cap + EXP_FLAGS, ((port_type << FLAGS_TYPE_SHIFT) & FLAGS_TYPE) | version)
-    # Role-based error reporting is mandatory since PCIe 1.1 (Base spec table 7-12).
-    cs.set_long(cap + EXP_DEVCAP, DEVCAP_RBER | (DEVCAP_EXT_TAG if ext_tag else 0))
-    cs.set_long(
-        cap + EXP_LNKCAP,
-        (port << LNKCAP_PN_SHIFT) | LNKCAP_ASPMS_0S | (LNK_X1 << LNKCAP_MLW_SHIFT) | LNK_2_5GT,
+    cs.set_word(
+        cap + regs.EXP_FLAGS,
+        ((port_type << regs.EXP_FLAGS_TYPE_SHIFT) & regs.EXP_FLAGS_TYPE) | version,
     )
-    cs.set_word(cap + EXP_LNKSTA, (LNK_X1 << LNKSTA_NLW_SHIFT) | LNK_2_5GT)
+    # Role-based error reporting is mandatory since PCIe 1.1 (Base spec table 7-12).
+    cs.set_long(
+        cap + regs.EXP_DEVCAP, regs.EXP_DEVCAP_RBER | (regs.EXP_DEVCAP_EXT_TAG if ext_tag else 0)
+    )
+    cs.set_long(
+        cap + regs.EXP_LNKCAP,
+        (port << regs.EXP_LNKCAP_PN_SHIFT)
+        | regs.EXP_LNKCAP_ASPMS_0S
+        | (regs.EXP_LNK_X1 << regs.EXP_LNKCAP_MLW_SHIFT)
+        | regs.EXP_LNK_2_5GT,
+    )
+    cs.set_word(
+        cap + regs.EXP_LNKSTA, (regs.EXP_LNK_X1 << regs.EXP_LNKSTA_NLW_SHIFT) | regs.EXP_LNK_2_5GT
+    )
     # QEMU changed link status bits across releases and does not check them on load.
-    cs.set_mask("cmask", cap + EXP_LNKSTA, 0, 2)
+    cs.set_mask("cmask", cap + regs.EXP_LNKSTA, 0, 2)
     if version == 2:
-        cs.set_long(cap + EXP_DEVCAP2, DEVCAP2_EFF | DEVCAP2_EETLPP)
-        cs.set_mask("wmask", cap + EXP_DEVCTL2, DEVCTL2_EETLPPB, 2)
+        cs.set_long(cap + regs.EXP_DEVCAP2, regs.EXP_DEVCAP2_EFF | regs.EXP_DEVCAP2_EETLPP)
+        cs.set_mask("wmask", cap + regs.EXP_DEVCTL2, regs.EXP_DEVCTL2_EETLPPB, 2)
     # With x-pcie-extcap-init QEMU also makes the dword at 0x100 read-only (a null
     # extended capability header); that lies beyond the conventional 256 bytes.
     return cap
@@ -113,17 +73,27 @@ def init_flr(cs: ConfigSpaceBuilder, cap: int) -> None:
 
     Initiate FLR is writable so that QEMU sees the write; it always reads 0.
     """
-    cs.set_long(cap + EXP_DEVCAP, cs.get(cap + EXP_DEVCAP, 4) | DEVCAP_FLR)
-    cs.or_mask("wmask", cap + EXP_DEVCTL, DEVCTL_BCR_FLR, 2)
+    cs.set_long(cap + regs.EXP_DEVCAP, cs.get(cap + regs.EXP_DEVCAP, 4) | regs.EXP_DEVCAP_FLR)
+    cs.or_mask("wmask", cap + regs.EXP_DEVCTL, regs.EXP_DEVCTL_BCR_FLR, 2)
 
 
 def init_deverr(cs: ConfigSpaceBuilder, cap: int) -> None:
     """Device error reporting controls and status (QEMU's pcie_cap_deverr_init)."""
-    cs.set_long(cap + EXP_DEVCAP, cs.get(cap + EXP_DEVCAP, 4) | DEVCAP_RBER)
-    cs.or_mask("wmask", cap + EXP_DEVCTL, DEVCTL_CERE | DEVCTL_NFERE | DEVCTL_FERE | DEVCTL_URRE, 2)
-    cs.or_mask("w1cmask", cap + EXP_DEVSTA, DEVSTA_CED | DEVSTA_NFED | DEVSTA_FED | DEVSTA_URD, 2)
+    cs.set_long(cap + regs.EXP_DEVCAP, cs.get(cap + regs.EXP_DEVCAP, 4) | regs.EXP_DEVCAP_RBER)
+    cs.or_mask(
+        "wmask",
+        cap + regs.EXP_DEVCTL,
+        regs.EXP_DEVCTL_CERE | regs.EXP_DEVCTL_NFERE | regs.EXP_DEVCTL_FERE | regs.EXP_DEVCTL_URRE,
+        2,
+    )
+    cs.or_mask(
+        "w1cmask",
+        cap + regs.EXP_DEVSTA,
+        regs.EXP_DEVSTA_CED | regs.EXP_DEVSTA_NFED | regs.EXP_DEVSTA_FED | regs.EXP_DEVSTA_URD,
+        2,
+    )
 
 
 def init_lnkctl(cs: ConfigSpaceBuilder, cap: int) -> None:
     """Common Clock Configuration and Extended Synch (QEMU's pcie_cap_lnkctl_init)."""
-    cs.or_mask("wmask", cap + EXP_LNKCTL, LNKCTL_CCC | LNKCTL_ES, 2)
+    cs.or_mask("wmask", cap + regs.EXP_LNKCTL, regs.EXP_LNKCTL_CCC | regs.EXP_LNKCTL_ES, 2)

@@ -1,7 +1,11 @@
-"""Register offsets and bit values of conventional PCI configuration space.
+"""Register offsets and bit values of conventional PCI configuration space: the one
+home of every register constant the model uses.
 
-PCI Local Bus Specification 3.0 §6.1 (type 0 header) and §6.7 (capabilities);
-names follow Linux's ``pci_regs.h``, which QEMU uses too.
+PCI Local Bus Specification 3.0 §6.1 (type 0 header), §6.7 (capabilities) and §6.8
+(MSI, MSI-X); PCI Bus Power Management Interface 1.2 §3.2; PCI Express Base 4.0
+§7.5.3 (the PCI Express capability). Names follow Linux's ``pci_regs.h``, which
+QEMU uses too, without its ``PCI_`` prefix; capability registers are offsets from
+the capability's start.
 """
 
 from __future__ import annotations
@@ -88,6 +92,105 @@ CAP_NAMES = {
     CAP_ID_AF: "advanced features",
 }
 
+# MSI (PCI Local Bus 3.0 §6.8.1)
+MSI_FLAGS = 0x02
+MSI_FLAGS_ENABLE = 0x0001
+MSI_FLAGS_QMASK = 0x000E
+MSI_FLAGS_QSIZE = 0x0070
+MSI_FLAGS_64BIT = 0x0080
+MSI_FLAGS_MASKBIT = 0x0100
+MSI_ADDRESS_LO = 0x04
+MSI_ADDRESS_LO_MASK = 0xFFFFFFFC
+MSI_ADDRESS_HI = 0x08
+MSI_DATA_32 = 0x08
+MSI_MASK_32 = 0x0C
+MSI_DATA_64 = 0x0C
+MSI_MASK_64 = 0x10
+MSI_VECTORS_MAX = 32
+# Capability lengths: 32- or 64-bit address, without or with per-vector masking
+# (QEMU hw/pci/msi.c: PCI_MSI_32_SIZEOF …).
+MSI_32_SIZEOF = 0x0A
+MSI_64_SIZEOF = 0x0E
+MSI_32M_SIZEOF = 0x14
+MSI_64M_SIZEOF = 0x18
+
+# MSI-X (PCI Local Bus 3.0 §6.8.2)
+MSIX_CAP_LENGTH = 12
+MSIX_FLAGS = 0x02
+MSIX_TABLE = 0x04
+MSIX_PBA = 0x08
+MSIX_ENTRY_SIZE = 16
+MSIX_MAX_VECTORS = 2048
+MSIX_CONTROL_BYTE = MSIX_FLAGS + 1
+MSIX_ENABLE = 0x80
+MSIX_MASKALL = 0x40
+
+# Power management (PCI Bus Power Management Interface 1.2 §3.2)
+PM_SIZEOF = 8
+PM_PMC = 0x02
+PM_CTRL = 0x04
+
+PM_CAP_VER_1_1 = 0x0002
+PM_CAP_VER_1_2 = 0x0003
+PM_CAP_DSI = 0x0020
+
+PM_CTRL_STATE_MASK = 0x0003
+PM_CTRL_NO_SOFT_RESET = 0x0008
+PM_CTRL_PME_ENABLE = 0x0100
+PM_CTRL_DATA_SEL_MASK = 0x1E00
+PM_CTRL_PME_STATUS = 0x8000
+
+# PCI Express capability (PCI Express Base 4.0 §7.5.3)
+EXP_VER1_SIZEOF = 0x14
+EXP_VER2_SIZEOF = 0x3C
+
+EXP_FLAGS = 0x02
+EXP_DEVCAP = 0x04
+EXP_DEVCTL = 0x08
+EXP_DEVSTA = 0x0A
+EXP_LNKCAP = 0x0C
+EXP_LNKCTL = 0x10
+EXP_LNKSTA = 0x12
+EXP_DEVCAP2 = 0x24
+EXP_DEVCTL2 = 0x28
+
+EXP_FLAGS_VER1 = 0x1
+EXP_FLAGS_VER2 = 0x2
+EXP_FLAGS_TYPE_SHIFT = 4
+EXP_FLAGS_TYPE = 0x00F0
+EXP_TYPE_ENDPOINT = 0x0
+EXP_TYPE_RC_END = 0x9
+
+EXP_DEVCAP_EXT_TAG = 0x00000020
+EXP_DEVCAP_RBER = 0x00008000
+EXP_DEVCAP_FLR = 0x10000000
+
+EXP_DEVCTL_CERE = 0x0001
+EXP_DEVCTL_NFERE = 0x0002
+EXP_DEVCTL_FERE = 0x0004
+EXP_DEVCTL_URRE = 0x0008
+EXP_DEVCTL_BCR_FLR = 0x8000
+
+EXP_DEVSTA_CED = 0x0001
+EXP_DEVSTA_NFED = 0x0002
+EXP_DEVSTA_FED = 0x0004
+EXP_DEVSTA_URD = 0x0008
+
+EXP_LNKCAP_PN_SHIFT = 24
+EXP_LNKCAP_ASPMS_0S = 0x00000400
+EXP_LNKCAP_MLW_SHIFT = 4
+EXP_LNKSTA_NLW_SHIFT = 4
+# Link width x1 and speed 2.5 GT/s, as QEMU's pcie_regs.h encodes them.
+EXP_LNK_X1 = 1
+EXP_LNK_2_5GT = 1
+
+EXP_LNKCTL_CCC = 0x0040
+EXP_LNKCTL_ES = 0x0080
+
+EXP_DEVCAP2_EFF = 0x00100000
+EXP_DEVCAP2_EETLPP = 0x00200000
+EXP_DEVCTL2_EETLPPB = 0x8000
+
 # Named header registers: (offset, width) -> name, for register-level diffs.
 HEADER_FIELDS: dict[int, tuple[int, str]] = {
     VENDOR_ID: (2, "vendor_id"),
@@ -117,3 +220,10 @@ HEADER_FIELDS: dict[int, tuple[int, str]] = {
 def bar_offset(region: int) -> int:
     """Config-space offset of BAR ``region`` (0–5) or of the expansion ROM (6)."""
     return ROM_ADDRESS if region == ROM_SLOT else BASE_ADDRESS_0 + 4 * region
+
+
+def msi_cap_size(is_64bit: bool, per_vector_mask: bool) -> int:
+    """Length of the MSI capability for its flavour (QEMU's msi_cap_sizeof)."""
+    if per_vector_mask:
+        return MSI_64M_SIZEOF if is_64bit else MSI_32M_SIZEOF
+    return MSI_64_SIZEOF if is_64bit else MSI_32_SIZEOF

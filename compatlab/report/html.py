@@ -143,7 +143,7 @@ def diff_table(group: FailureGroup) -> str:
         return ""
     kind = register_kind(f.detail)
     rows = []
-    for d in register_diff(f):
+    for d in register_diff(f, group.space):
         exp = "?" if d.expected is None else f"{d.expected:#04x} ({d.expected:08b})"
         act = "?" if d.actual is None else f"{d.actual:#04x} ({d.actual:08b})"
         rows.append(

@@ -2,24 +2,19 @@
 
 Header offsets (0x00–0x3f) are named from :data:`compatlab.pci.regs.HEADER_FIELDS`
 (PCI Local Bus 3.0 §6.1, type 0 header). Above the header lies the capability
-area (§6.7); when a failure carries its minimal config, the config is realized
-on the failing version and the capability list walked to say which capability
-holds the byte.
+area (§6.7); given the device's config-space bytes, the capability list in them
+is walked to say which capability holds the byte. Nothing here realizes a config:
+the caller passes the bytes it has.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
 
-from compatlab.catalogue import Catalogue, active_catalogue
-from compatlab.config import Config, parse_device_string
-from compatlab.errors import CompatlabError
 from compatlab.invariants.registry import Failure
 from compatlab.pci import regs
-from compatlab.pci.config_space import ConfigSpace
-from compatlab.realize import realize
+from compatlab.pci.config_space import ConfigSpace, walk_capabilities
 
 
 def _header_names() -> dict[int, str]:
@@ -41,39 +36,18 @@ def header_field(offset: int) -> str | None:
     return None
 
 
-@cache
-def _capabilities(
-    config: tuple[str, ...], version: str, device: str | None, catalogue: Catalogue
-) -> tuple[tuple[int, str], ...]:
-    """(offset, name) of the capabilities of ``device`` in ``config`` realized on ``version``."""
-    try:
-        realized = realize(
-            Config(tuple(parse_device_string(s) for s in config)), version, catalogue=catalogue
-        )
-    except (CompatlabError, ValueError):
-        return ()
-    for rd in realized.devices:
-        if device is None or rd.device.id == device:
-            return tuple((c.offset, c.name) for c in rd.space.capabilities())
-    return ()
-
-
-def field_name(offset: int, failure: Failure | ConfigSpace | None = None) -> str:
-    """What the byte at ``offset`` is: a header field, a capability, or the area."""
+def field_name(offset: int, space: ConfigSpace | bytes | None = None) -> str:
+    """What the byte at ``offset`` is: a header field, the capability holding it (from
+    the capability list of ``space``, the device's config space or its bytes), or the
+    area."""
     header = header_field(offset)
     if header is not None:
         return header
     if offset >= regs.CONFIG_SPACE_SIZE:
         return "extended configuration space"
-    caps: tuple[tuple[int, str], ...] = ()
-    if isinstance(failure, ConfigSpace):
-        caps = tuple((c.offset, c.name) for c in failure.capabilities())
-    elif failure is not None and failure.config and failure.versions:
-        caps = _capabilities(
-            failure.config, failure.versions[-1], failure.device, active_catalogue()
-        )
-    if caps:
-        below = [(start, name) for start, name in caps if start <= offset]
+    if space is not None:
+        config = space.config if isinstance(space, ConfigSpace) else space
+        below = [(c.offset, c.name) for c in walk_capabilities(config) if c.offset <= offset]
         if below:
             start, name = max(below)
             return f"capability area: {name} capability at {start:#04x} + {offset - start:#04x}"
@@ -105,22 +79,23 @@ def _bytes(text: str | None) -> bytes | None:
         return None
 
 
-def register_diff(failure: Failure) -> list[ByteDiff]:
-    """One row per differing byte from ``failure.offset`` on; empty when there is no offset."""
+def register_diff(failure: Failure, space: ConfigSpace | bytes | None = None) -> list[ByteDiff]:
+    """One row per differing byte from ``failure.offset`` on, named with :func:`field_name`
+    in ``space`` (the failing device's config space); empty when there is no offset."""
     if failure.offset is None:
         return []
     exp, act = _bytes(failure.expected), _bytes(failure.actual)
     if exp is None or act is None:
-        return [ByteDiff(failure.offset, field_name(failure.offset, failure), None, None)]
+        return [ByteDiff(failure.offset, field_name(failure.offset, space), None, None)]
     rows = [
-        ByteDiff(failure.offset + i, field_name(failure.offset + i, failure), e, a)
+        ByteDiff(failure.offset + i, field_name(failure.offset + i, space), e, a)
         for i, (e, a) in enumerate(zip(exp, act, strict=False))
         if e != a
     ]
     return rows or [
         ByteDiff(
             failure.offset,
-            field_name(failure.offset, failure),
+            field_name(failure.offset, space),
             exp[0] if exp else None,
             act[0] if act else None,
         )

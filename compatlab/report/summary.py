@@ -45,7 +45,7 @@ def _failures(report: Report) -> str:
         f = g.failure
         where = ""
         if f is not None and f.offset is not None:
-            where = f" (offset {f.offset:#04x}, {field_name(f.offset, f)})"
+            where = f" (offset {f.offset:#04x}, {field_name(f.offset, g.space)})"
         times = f" ×{g.count}" if g.count > 1 else ""
         pair = "..".join(f.versions) if f else str(g.record.get("versions"))
         lines.append(f"- `{g.invariant}` {pair}{times}: {g.detail}{where}")

@@ -13,15 +13,7 @@ from compatlab.catalogue.builders import BuildContext, builder
 from compatlab.pci import pcie, regs
 from compatlab.pci.capabilities import add_msi, add_msix
 from compatlab.pci.config_space import ConfigSpace
-from compatlab.pci.pm import (
-    PM_CAP_DSI,
-    PM_CAP_VER_1_1,
-    PM_CTRL_DATA_SEL_MASK,
-    PM_CTRL_PME_ENABLE,
-    PM_CTRL_PME_STATUS,
-    PM_CTRL_STATE_MASK,
-    add_pm,
-)
+from compatlab.pci.pm import add_pm
 
 VENDOR_INTEL = 0x8086
 DEVICE_82574L = 0x10D3
@@ -72,9 +64,9 @@ def build_e1000e(ctx: BuildContext) -> ConfigSpace:
     add_pm(
         cs,
         PM_OFFSET,
-        pmc=PM_CAP_VER_1_1 | PM_CAP_DSI,
-        ctrl_wmask=PM_CTRL_STATE_MASK | PM_CTRL_PME_ENABLE | PM_CTRL_DATA_SEL_MASK,
-        ctrl_w1cmask=PM_CTRL_PME_STATUS,
+        pmc=regs.PM_CAP_VER_1_1 | regs.PM_CAP_DSI,
+        ctrl_wmask=regs.PM_CTRL_STATE_MASK | regs.PM_CTRL_PME_ENABLE | regs.PM_CTRL_DATA_SEL_MASK,
+        ctrl_w1cmask=regs.PM_CTRL_PME_STATUS,
     )
     ctx.add_option_rom(cs)
     return cs.freeze()

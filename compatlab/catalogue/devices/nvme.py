@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from compatlab.catalogue.builders import BuildContext, builder
 from compatlab.pci import pcie, regs
-from compatlab.pci.capabilities import MSIX_ENTRY_SIZE, add_msix, add_msix_exclusive_bar, pow2ceil
+from compatlab.pci.capabilities import add_msix, add_msix_exclusive_bar, pow2ceil
 from compatlab.pci.config_space import ConfigSpace
-from compatlab.pci.pm import PM_CAP_VER_1_2, PM_CTRL_NO_SOFT_RESET, add_pm
+from compatlab.pci.pm import add_pm
 
 VENDOR_REDHAT = 0x1B36
 DEVICE_REDHAT_NVME = 0x0010
@@ -60,7 +60,7 @@ def bar0_layout(total_queues: int, vectors: int) -> tuple[int, int, int]:
     if vectors == 0:
         return pow2ceil(size), 0, 0
     table = _align_4k(size)
-    pba = _align_4k(table + MSIX_ENTRY_SIZE * vectors)
+    pba = _align_4k(table + regs.MSIX_ENTRY_SIZE * vectors)
     size = pba + ((vectors + 63) // 64) * 8
     return pow2ceil(size), table, pba
 
@@ -170,7 +170,7 @@ def build_nvme(ctx: BuildContext) -> ConfigSpace:
     cs.set_byte(regs.CLASS_PROG, PROG_IF_NVME)
     cs.set_byte(regs.INTERRUPT_PIN, 1)
 
-    add_pm(cs, PM_OFFSET, pmc=PM_CAP_VER_1_2, pmcsr=PM_CTRL_NO_SOFT_RESET)
+    add_pm(cs, PM_OFFSET, pmc=regs.PM_CAP_VER_1_2, pmcsr=regs.PM_CTRL_NO_SOFT_RESET)
     exp = pcie.add_pcie_cap(cs, PCIE_OFFSET, version=2, ext_tag=ctx.flag("x-pcie-ext-tag"))
     pcie.init_flr(cs, exp)
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from compatlab.catalogue.builders import BuildContext, builder
 from compatlab.pci import regs
 from compatlab.pci.capabilities import (
-    MSIX_MAX_VECTORS,
     add_msix_exclusive_bar,
     pow2ceil,
 )
@@ -183,7 +182,7 @@ def build_virtio(ctx: BuildContext, kind: VirtioKind) -> ConfigSpace:
     if modern:
         _add_modern(ctx, cs)
     # msix_init refuses more than 2048 entries; virtio-pci then runs without MSI-X.
-    msix = 0 < nvectors <= MSIX_MAX_VECTORS
+    msix = 0 < nvectors <= regs.MSIX_MAX_VECTORS
     if msix:
         add_msix_exclusive_bar(cs, nvectors, MSIX_BAR)
     if legacy:
