@@ -158,3 +158,15 @@ def test_importing_the_package_imports_no_catalogue(cache: Path) -> None:
     assert _cli(cache, "-c", code).stdout.split() == ["compatlab.realize", "10.0"]
     code = "import compatlab.resolve; from compatlab import resolve; print(type(resolve).__name__)"
     assert _cli(cache, "-c", code).stdout.split() == ["function"]
+
+
+def test_writing_forgets_snapshots_a_month_old(cache: Path) -> None:
+    old, recent = cache / "catalogue-old.pickle", cache / "catalogue-recent.pickle"
+    for path in (old, recent):
+        path.write_bytes(b"")
+    month = 31 * 24 * 3600
+    os.utime(old, (old.stat().st_atime - month, old.stat().st_mtime - month))
+    written = _snapshot()
+    snapshot.write(written)
+    names = sorted(p.name for p in cache.iterdir())
+    assert names == [f"catalogue-{written.key}.pickle", recent.name]

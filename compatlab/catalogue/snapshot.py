@@ -158,3 +158,24 @@ def write(snapshot: Snapshot) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        return
+    _forget_old(folder, path)
+
+
+_KEEP_SECONDS = 30 * 24 * 3600
+
+
+def _forget_old(folder: str, keep: str) -> None:
+    """Remove snapshots not written for a month: other checkouts' and old sources'."""
+    import time
+
+    cutoff = time.time() - _KEEP_SECONDS
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if (
+                entry.name.startswith("catalogue-")
+                and entry.path != keep
+                and entry.stat().st_mtime < cutoff
+            ):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
