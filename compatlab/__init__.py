@@ -20,26 +20,35 @@ Architecture — data flows one way, and a module imports only modules upstream:
 
 ``compatlab.pci`` depends only on the standard library and ``compatlab.errors``; version knowledge lives
 in ``catalogue/data`` and nowhere else.
+
+Importing this package is cheap: each public name below is imported from its
+module on first use (PEP 562), so a command pays only for what it uses.
 """
 
 from __future__ import annotations
 
-from compatlab.catalogue import Catalogue, builtin_catalogue
-from compatlab.config import Config, DeviceSpec, PciAddress, build_config, parse_device_string
-from compatlab.errors import CompatlabError, ConfigError, ExitCode, HintsFormatError
-from compatlab.hints import HintEntry, Hints, decode, encode
-from compatlab.pci import ConfigSpace
-from compatlab.realize import Realized, RealizedDevice, realize
-from compatlab.resolve import (
-    IgnoredHint,
-    Resolved,
-    ResolvedConfig,
-    ResolvedDevice,
-    Source,
-    dump_hints,
-    resolve,
-)
-from compatlab.versions import ALL_VERSIONS, NEWEST, OLDEST, Version
+import sys
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from compatlab.catalogue import Catalogue, builtin_catalogue
+    from compatlab.config import Config, DeviceSpec, PciAddress, build_config, parse_device_string
+    from compatlab.errors import CompatlabError, ConfigError, ExitCode, HintsFormatError
+    from compatlab.hints import HintEntry, Hints, decode, encode
+    from compatlab.pci import ConfigSpace
+    from compatlab.realize import Realized, RealizedDevice, realize
+    from compatlab.resolve import (
+        IgnoredHint,
+        Resolved,
+        ResolvedConfig,
+        ResolvedDevice,
+        Source,
+        dump_hints,
+        resolve,
+    )
+    from compatlab.versions import ALL_VERSIONS, NEWEST, OLDEST, Version
 
 __all__ = [
     "realize",
@@ -75,3 +84,67 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Where each public name lives; ``__getattr__`` imports it from there on first use.
+_HOMES = {
+    "compatlab.catalogue": ("Catalogue", "builtin_catalogue"),
+    "compatlab.config": (
+        "Config",
+        "DeviceSpec",
+        "PciAddress",
+        "build_config",
+        "parse_device_string",
+    ),
+    "compatlab.errors": ("CompatlabError", "ConfigError", "ExitCode", "HintsFormatError"),
+    "compatlab.hints": ("HintEntry", "Hints", "decode", "encode"),
+    "compatlab.pci": ("ConfigSpace",),
+    "compatlab.realize": ("Realized", "RealizedDevice", "realize"),
+    "compatlab.resolve": (
+        "IgnoredHint",
+        "Resolved",
+        "ResolvedConfig",
+        "ResolvedDevice",
+        "Source",
+        "dump_hints",
+        "resolve",
+    ),
+    "compatlab.versions": ("ALL_VERSIONS", "NEWEST", "OLDEST", "Version"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+# Like Hypothesis, check the public list against where the names live, at import.
+assert sorted(_HOME_OF) == sorted(__all__), "__all__ and _HOMES disagree"
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(ModuleType):
+    """The package object, keeping ``compatlab.realize`` the function.
+
+    The import system binds a submodule as an attribute of its package; where a
+    public name is also a submodule's (``realize``, ``resolve``), that would hide
+    the function once anything imports the module. The name stays the function's,
+    as it was when this package imported its API eagerly.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (
+            name in _HOME_OF
+            and isinstance(value, ModuleType)
+            and value.__name__ == f"{__name__}.{name}"
+        ):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +229,8 @@ def parse_config_data(data: Any, source: str) -> Config:
 
 def load_config_file(path: str | Path) -> Config:
     """Read a JSON (``.json``) or TOML (any other suffix) config file."""
+    import tomllib
+
     p = Path(path)
     try:
         raw = p.read_bytes()

@@ -9,7 +9,7 @@ from typing import Any
 
 from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.builders import BuildContext, get_builder
-from compatlab.catalogue.loader import load_roms
+from compatlab.catalogue.loader import builtin_roms
 from compatlab.config import Config
 from compatlab.errors import AddressError, DeviceRealizeError
 from compatlab.hints.model import Hints
@@ -32,8 +32,8 @@ class Realized:
 
 
 @cache
-def _roms() -> dict[str, int]:
-    return load_roms()
+def _roms() -> Mapping[str, int]:
+    return builtin_roms()
 
 
 def check_functions(resolved: ResolvedConfig) -> None:

@@ -20,6 +20,7 @@ from 02 whose function 0 is free.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -176,14 +177,9 @@ def resolve(
                 cat, spec.driver, identity, v, explicit, entry, hints.version, ignored
             )
         else:
-            unset_values = cat.all_values_at(spec.driver, era, as_of=v)
-            unset_source = Source.HISTORY if era != v else Source.DEFAULT
-            props = {
-                name: Resolved(explicit[name], Source.CONFIG)
-                if name in explicit
-                else Resolved(unset_values[name], unset_source)
-                for name in cat.properties(spec.driver, v)
-            }
+            props = dict(_unset(cat, spec.driver, v, era))
+            for name, value in explicit.items():
+                props[name] = Resolved(value, Source.CONFIG)
         devices.append(ResolvedDevice(spec.driver, spec.id, addr, props))
     ignored.extend(
         IgnoredHint(e.identity, e.driver, "no device with this identity in the config")
@@ -192,6 +188,31 @@ def resolve(
     return ResolvedConfig(
         v, tuple(devices), tuple(ignored), None if hints is None else hints.version
     )
+
+
+_UNSET: weakref.WeakKeyDictionary[
+    Catalogue, dict[tuple[str, Version, Version], Mapping[str, Resolved]]
+] = weakref.WeakKeyDictionary()
+
+
+def _unset(cat: Catalogue, driver: str, version: Version, era: Version) -> Mapping[str, Resolved]:
+    """Rule 4 for every property ``driver`` has in ``version``, in the catalogue's order:
+    its value at ``era`` (``version`` itself, or ``defaults_at``).
+
+    Resolved values are immutable, so one mapping per catalogue, driver and versions
+    serves every resolution; a resolution copies it and sets its explicit values.
+    """
+    per_catalogue = _UNSET.get(cat)
+    if per_catalogue is None:
+        per_catalogue = _UNSET.setdefault(cat, {})
+    key = (driver, version, era)
+    found = per_catalogue.get(key)
+    if found is None:
+        values = cat.all_values_at(driver, era, as_of=version)
+        source = Source.HISTORY if era != version else Source.DEFAULT
+        found = {name: Resolved(values[name], source) for name in cat.properties(driver, version)}
+        per_catalogue[key] = found
+    return found
 
 
 def _with_hints(

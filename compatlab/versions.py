@@ -64,6 +64,10 @@ OLDEST: Version = ALL_VERSIONS[0]
 NEWEST: Version = ALL_VERSIONS[-1]
 
 _ACTIVE: ContextVar[tuple[Version, ...]] = ContextVar("compatlab_versions", default=ALL_VERSIONS)
+# The same versions as a set, for known_version's membership test on every resolve.
+_ACTIVE_SET: ContextVar[frozenset[Version]] = ContextVar(
+    "compatlab_version_set", default=frozenset(ALL_VERSIONS)
+)
 
 
 def active_versions() -> tuple[Version, ...]:
@@ -83,18 +87,19 @@ def using_versions(versions: tuple[Version, ...]) -> Iterator[None]:
     if not versions or list(versions) != sorted(set(versions)):
         raise ValueError("versions must be ascending, distinct and non-empty")
     token = _ACTIVE.set(versions)
+    set_token = _ACTIVE_SET.set(frozenset(versions))
     try:
         yield
     finally:
+        _ACTIVE_SET.reset(set_token)
         _ACTIVE.reset(token)
 
 
 def known_version(text: str | Version) -> Version:
     """Parse a version and insist that the catalogue in use covers it."""
     version = text if isinstance(text, Version) else Version.parse(text)
-    known = _ACTIVE.get()
-    if version not in known:
-        raise UnknownVersionError(str(text), (str(v) for v in known))
+    if version not in _ACTIVE_SET.get():
+        raise UnknownVersionError(str(text), (str(v) for v in _ACTIVE.get()))
     return version
 
 

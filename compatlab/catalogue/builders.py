@@ -9,6 +9,7 @@ versions reaches them as a property value, through the catalogue's compat data.
 from __future__ import annotations
 
 import builtins
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
@@ -116,6 +117,9 @@ class BuildContext:
 Builder = Callable[[BuildContext], ConfigSpace]
 
 _BUILDERS: dict[str, Builder] = {}
+# Which module registers each builder, as the catalogue snapshot recorded it: a
+# start imports only the device modules it realizes.
+_HOMES: dict[str, str] = {}
 
 
 def builder(name: str) -> Callable[[Builder], Builder]:
@@ -130,12 +134,37 @@ def builder(name: str) -> Callable[[Builder], Builder]:
     return register
 
 
+def import_all_builders() -> None:
+    """Import every module of :mod:`compatlab.catalogue.devices` (each registers its builders)."""
+    import pkgutil
+
+    import compatlab.catalogue.devices as devices
+
+    for module in pkgutil.iter_modules(devices.__path__):
+        importlib.import_module(f"{devices.__name__}.{module.name}")
+
+
+def remember_homes(homes: Mapping[str, str]) -> None:
+    """Record the module that registers each builder, for :func:`get_builder` to import."""
+    _HOMES.update(homes)
+
+
 def get_builder(name: str) -> Builder:
-    try:
-        return _BUILDERS[name]
-    except KeyError:
-        raise CatalogueError(f"no builder is registered for {name!r}") from None
+    """The builder registered for ``name``, importing the module that registers it."""
+    fn = _BUILDERS.get(name)
+    if fn is None:
+        home = _HOMES.get(name)
+        if home is not None:
+            importlib.import_module(home)
+        if name not in _BUILDERS:
+            import_all_builders()
+        fn = _BUILDERS.get(name)
+        if fn is None:
+            raise CatalogueError(f"no builder is registered for {name!r}")
+    return fn
 
 
 def registered_builders() -> Mapping[str, Builder]:
+    """Every builder, once all device modules have registered theirs."""
+    import_all_builders()
     return dict(_BUILDERS)

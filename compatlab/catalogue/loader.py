@@ -1,24 +1,30 @@
-"""Load the built-in catalogue from the package's data files, once."""
+"""Load the built-in catalogue from the package's data files, once.
+
+A start reads the parsed tables from a snapshot (:mod:`compatlab.catalogue.snapshot`)
+when one matches the files; only without one are the tables parsed (and the
+snapshot written for the next start).
+"""
 
 from __future__ import annotations
 
-import csv
-import importlib
-import io
-import pkgutil
-import tomllib
+from collections.abc import Mapping
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from compatlab.catalogue.builders import get_builder
+from compatlab.catalogue import snapshot
+from compatlab.catalogue.builders import (
+    get_builder,
+    import_all_builders,
+    registered_builders,
+    remember_homes,
+)
 from compatlab.catalogue.model import QUIRKS, Catalogue, CompatEntry, DeviceType
 from compatlab.catalogue.properties import KINDS, PropertyDef, PropType
 from compatlab.errors import CatalogueError, PropertyParseError
 from compatlab.versions import Version
 
-_DATA = resources.files("compatlab.catalogue") / "data"
+_DATA = Path(__file__).parent / "data"
 
 
 def _prop(owner: str, name: str, spec: dict[str, Any], type_since: str) -> PropertyDef:
@@ -103,21 +109,20 @@ def parse_compat(rows: list[dict[str, str]], source: str) -> list[CompatEntry]:
 
 
 def load_roms() -> dict[str, int]:
+    """Parse ``data/roms.toml``: the ROM files the emulator ships and their sizes."""
+    import tomllib
+
     with (_DATA / "roms.toml").open("rb") as fh:
         return {str(k): int(v) for k, v in tomllib.load(fh)["roms"].items()}
 
 
-def _import_builders() -> None:
-    import compatlab.catalogue.devices as devices
+def parse_catalogue() -> Catalogue:
+    """Parse the built-in tables and check that every concrete type has a builder."""
+    import csv
+    import io
+    import tomllib
 
-    for module in pkgutil.iter_modules(devices.__path__):
-        importlib.import_module(f"{devices.__name__}.{module.name}")
-
-
-@cache
-def builtin_catalogue() -> Catalogue:
-    """The built-in catalogue: 38 versions, every modelled device type."""
-    _import_builders()
+    import_all_builders()
     types: dict[str, DeviceType] = {}
     for entry in sorted((_DATA / "types").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".toml"):
@@ -133,6 +138,33 @@ def builtin_catalogue() -> Catalogue:
     for name in catalogue.concrete:
         get_builder(types[name].builder or name)
     return catalogue
+
+
+@cache
+def _builtin() -> snapshot.Snapshot:
+    key = snapshot.source_key()
+    found = snapshot.read(key)
+    if found is None:
+        catalogue = parse_catalogue()
+        found = snapshot.Snapshot(
+            key=key,
+            catalogue=catalogue,
+            roms=load_roms(),
+            builder_homes={name: fn.__module__ for name, fn in registered_builders().items()},
+        )
+        snapshot.write(found)
+    remember_homes(found.builder_homes)
+    return found
+
+
+def builtin_catalogue() -> Catalogue:
+    """The built-in catalogue: 38 versions, every modelled device type."""
+    return _builtin().catalogue
+
+
+def builtin_roms() -> Mapping[str, int]:
+    """The ROM files the emulator ships and their sizes (``data/roms.toml``)."""
+    return _builtin().roms
 
 
 def data_path() -> Path:

@@ -40,193 +40,221 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` one subcommand's options (all a run
+    of that subcommand parses: building every subcommand's costs a quick command
+    a good part of its start)."""
     parser = _Parser(
         prog="compatlab",
         description="Check that guests see the same PCI hardware across emulator versions.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("realize", help="resolve a config on a version and show its config space")
-    p.add_argument("--version", help="emulator version (default: the newest)")
-    p.add_argument("--hints", metavar="FILE", help="compat hints dumped by an older version")
-    _add_config_args(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    if only in (None, "realize"):
+        p = sub.add_parser(
+            "realize", help="resolve a config on a version and show its config space"
+        )
+        p.add_argument("--version", help="emulator version (default: the newest)")
+        p.add_argument("--hints", metavar="FILE", help="compat hints dumped by an older version")
+        _add_config_args(p)
+        p.add_argument("--format", choices=("text", "json"), default="text")
 
-    p = sub.add_parser("check", help="run the invariant suite across the version matrix")
-    p.add_argument(
-        "--profile",
-        help="Hypothesis profile: dev, ci, nightly, gate, fuzz "
-        "(default: $HYPOTHESIS_PROFILE, else dev)",
-    )
-    p.add_argument(
-        "--versions", metavar="A..B", help="versions to cover (A..B or A,B,C; default all)"
-    )
-    p.add_argument(
-        "--invariant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="run only this invariant (repeatable)",
-    )
-    p.add_argument(
-        "--device",
-        action="append",
-        default=[],
-        metavar="DRIVER",
-        help="one record per device type instead of mixed configs (repeatable)",
-    )
-    p.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="worker processes")
-    p.add_argument("--seed", type=int, help="base seed (default: random; printed)")
-    p.add_argument("--out", default="reports/runs", metavar="DIR", help="where runs are kept")
-    p.add_argument("--no-replay", action="store_true", help="do not replay corpora/failures first")
-    p.add_argument("--strict", action="store_true", help="known findings fail the run too")
-    p.add_argument(
-        "--no-report", action="store_true", help="do not write report.html, summary.md, junit.xml"
-    )
+    if only in (None, "check"):
+        p = sub.add_parser("check", help="run the invariant suite across the version matrix")
+        p.add_argument(
+            "--profile",
+            help="Hypothesis profile: dev, ci, nightly, gate, fuzz "
+            "(default: $HYPOTHESIS_PROFILE, else dev)",
+        )
+        p.add_argument(
+            "--versions", metavar="A..B", help="versions to cover (A..B or A,B,C; default all)"
+        )
+        p.add_argument(
+            "--invariant",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="run only this invariant (repeatable)",
+        )
+        p.add_argument(
+            "--device",
+            action="append",
+            default=[],
+            metavar="DRIVER",
+            help="one record per device type instead of mixed configs (repeatable)",
+        )
+        p.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="worker processes")
+        p.add_argument("--seed", type=int, help="base seed (default: random; printed)")
+        p.add_argument("--out", default="reports/runs", metavar="DIR", help="where runs are kept")
+        p.add_argument(
+            "--no-replay", action="store_true", help="do not replay corpora/failures first"
+        )
+        p.add_argument("--strict", action="store_true", help="known findings fail the run too")
+        p.add_argument(
+            "--no-report",
+            action="store_true",
+            help="do not write report.html, summary.md, junit.xml",
+        )
 
-    p = sub.add_parser("report", help="write HTML, Markdown, JUnit and CSV reports of runs")
-    p.add_argument(
-        "run_dirs", nargs="*", metavar="RUN_DIR", help="run folders (default: the latest run)"
-    )
-    p.add_argument(
-        "--history", metavar="DIR", help="compare the runs in DIR over time (history.html)"
-    )
-    p.add_argument("--out", metavar="DIR", help="write here instead of into each run folder")
+    if only in (None, "report"):
+        p = sub.add_parser("report", help="write HTML, Markdown, JUnit and CSV reports of runs")
+        p.add_argument(
+            "run_dirs", nargs="*", metavar="RUN_DIR", help="run folders (default: the latest run)"
+        )
+        p.add_argument(
+            "--history", metavar="DIR", help="compare the runs in DIR over time (history.html)"
+        )
+        p.add_argument("--out", metavar="DIR", help="write here instead of into each run folder")
 
-    p = sub.add_parser(
-        "gate",
-        help="release gate: a candidate release as data, or two real QEMU binaries",
-        description="Either --candidate FILE (a candidate release as data, checked from "
-        "every older version) or --baseline-binary A --candidate-binary B (two real QEMU "
-        "binaries on the machine types both offer). Exit 0 safe, 1 not safe, 2 bad input.",
-    )
-    p.add_argument(
-        "--candidate", metavar="FILE", help="candidate release (docs/candidate-format.md)"
-    )
-    p.add_argument(
-        "--release",
-        metavar="VERSION",
-        help="gate a release of the built-in catalogue as a candidate on the one before it",
-    )
-    p.add_argument(
-        "--baseline",
-        metavar="VERSIONS",
-        help="older versions to upgrade from: A..B or A,B,C (default: every one)",
-    )
-    p.add_argument(
-        "--drivers",
-        metavar="D1,D2",
-        help="device types to check (default: the ones the candidate touches)",
-    )
-    p.add_argument(
-        "--invariant",
-        metavar="NAME",
-        action="append",
-        default=[],
-        help="run only this gate invariant (repeatable; default: all the gate runs)",
-    )
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
-    p.add_argument(
-        "-n", "--workers", type=int, default=1, metavar="N", help="processes for --candidate"
-    )
-    p.add_argument("--profile", help="Hypothesis profile for --candidate (default: gate)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the candidate gate")
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--baseline-binary", metavar="VERSION", help="e.g. 7.2")
-    p.add_argument("--candidate-binary", metavar="VERSION", help="e.g. 10.0")
-    p.add_argument("--machines", metavar="A..B", help="machine types (default: all both offer)")
-    p.add_argument(
-        "--examples",
-        type=int,
-        default=2,
-        metavar="N",
-        help="generated configs per device type, after each type alone (binary gate)",
-    )
-    p.add_argument("--record", metavar="FILE", help="write the verdict as JSON")
+    if only in (None, "gate"):
+        p = sub.add_parser(
+            "gate",
+            help="release gate: a candidate release as data, or two real QEMU binaries",
+            description="Either --candidate FILE (a candidate release as data, checked from "
+            "every older version) or --baseline-binary A --candidate-binary B (two real QEMU "
+            "binaries on the machine types both offer). Exit 0 safe, 1 not safe, 2 bad input.",
+        )
+        p.add_argument(
+            "--candidate", metavar="FILE", help="candidate release (docs/candidate-format.md)"
+        )
+        p.add_argument(
+            "--release",
+            metavar="VERSION",
+            help="gate a release of the built-in catalogue as a candidate on the one before it",
+        )
+        p.add_argument(
+            "--baseline",
+            metavar="VERSIONS",
+            help="older versions to upgrade from: A..B or A,B,C (default: every one)",
+        )
+        p.add_argument(
+            "--drivers",
+            metavar="D1,D2",
+            help="device types to check (default: the ones the candidate touches)",
+        )
+        p.add_argument(
+            "--invariant",
+            metavar="NAME",
+            action="append",
+            default=[],
+            help="run only this gate invariant (repeatable; default: all the gate runs)",
+        )
+        p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+        p.add_argument(
+            "-n", "--workers", type=int, default=1, metavar="N", help="processes for --candidate"
+        )
+        p.add_argument("--profile", help="Hypothesis profile for --candidate (default: gate)")
+        p.add_argument("--seed", type=int, default=0, help="base seed of the candidate gate")
+        p.add_argument("--format", choices=("text", "json"), default="text")
+        p.add_argument("--baseline-binary", metavar="VERSION", help="e.g. 7.2")
+        p.add_argument("--candidate-binary", metavar="VERSION", help="e.g. 10.0")
+        p.add_argument("--machines", metavar="A..B", help="machine types (default: all both offer)")
+        p.add_argument(
+            "--examples",
+            type=int,
+            default=2,
+            metavar="N",
+            help="generated configs per device type, after each type alone (binary gate)",
+        )
+        p.add_argument("--record", metavar="FILE", help="write the verdict as JSON")
 
-    h = sub.add_parser("hints", help="dump and inspect compat hints")
-    hsub = h.add_subparsers(dest="hints_command", required=True, parser_class=_Parser)
-    p = hsub.add_parser("dump", help="write the hints a version dumps for a config")
-    p.add_argument("--version", required=True, help="the emulator version that dumps")
-    _add_config_args(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
-    p = hsub.add_parser("show", help="decode a hints file")
-    p.add_argument("file")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    if only in (None, "hints"):
+        h = sub.add_parser("hints", help="dump and inspect compat hints")
+        hsub = h.add_subparsers(dest="hints_command", required=True, parser_class=_Parser)
+        p = hsub.add_parser("dump", help="write the hints a version dumps for a config")
+        p.add_argument("--version", required=True, help="the emulator version that dumps")
+        _add_config_args(p)
+        p.add_argument("-o", "--output", required=True, metavar="FILE")
+        p = hsub.add_parser("show", help="decode a hints file")
+        p.add_argument("file")
+        p.add_argument("--format", choices=("text", "json"), default="text")
 
-    p = sub.add_parser("versions", help="list the emulator versions in the catalogue")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    if only in (None, "versions"):
+        p = sub.add_parser("versions", help="list the emulator versions in the catalogue")
+        p.add_argument("--format", choices=("text", "json"), default="text")
 
-    p = sub.add_parser("devices", help="list device types and their properties")
-    p.add_argument("--version", help="emulator version (default: the newest)")
-    p.add_argument("driver", nargs="?", help="show one device's properties")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    if only in (None, "devices"):
+        p = sub.add_parser("devices", help="list device types and their properties")
+        p.add_argument("--version", help="emulator version (default: the newest)")
+        p.add_argument("driver", nargs="?", help="show one device's properties")
+        p.add_argument("--format", choices=("text", "json"), default="text")
 
-    q = sub.add_parser("qemu", help="work with real QEMU binaries (the oracle)")
-    qsub = q.add_subparsers(dest="qemu_command", required=True, parser_class=_Parser)
+    if only in (None, "qemu"):
+        q = sub.add_parser("qemu", help="work with real QEMU binaries (the oracle)")
+        qsub = q.add_subparsers(dest="qemu_command", required=True, parser_class=_Parser)
 
-    p = qsub.add_parser("binaries", help="list the QEMU binaries found")
+        p = qsub.add_parser("binaries", help="list the QEMU binaries found")
 
-    p = qsub.add_parser("capture", help="record what real QEMU does into a corpus file")
-    p.add_argument("--binary", required=True, metavar="VERSION", help="QEMU release: 7.2 or 10.0")
-    p.add_argument(
-        "--machine",
-        action="append",
-        default=[],
-        metavar="VERSION",
-        help="machine type version (repeatable; default: every one the binary has)",
-    )
-    p.add_argument(
-        "--sweep",
-        action="append",
-        default=[],
-        metavar="DRIVER",
-        help="capture the standard sweep of this device (repeatable; 'all' for every device)",
-    )
-    _add_config_args(p)
-    p.add_argument(
-        "--probe",
-        action="store_true",
-        help="also probe guest writes (all-ones, zeros) to every dword: checks wmask and BAR sizes",
-    )
-    p.add_argument(
-        "-o", "--output", required=True, metavar="FILE", help="JSON-lines file to append to"
-    )
+        p = qsub.add_parser("capture", help="record what real QEMU does into a corpus file")
+        p.add_argument(
+            "--binary", required=True, metavar="VERSION", help="QEMU release: 7.2 or 10.0"
+        )
+        p.add_argument(
+            "--machine",
+            action="append",
+            default=[],
+            metavar="VERSION",
+            help="machine type version (repeatable; default: every one the binary has)",
+        )
+        p.add_argument(
+            "--sweep",
+            action="append",
+            default=[],
+            metavar="DRIVER",
+            help="capture the standard sweep of this device (repeatable; 'all' for every device)",
+        )
+        _add_config_args(p)
+        p.add_argument(
+            "--probe",
+            action="store_true",
+            help="also probe guest writes (all-ones, zeros) to every dword: checks wmask and BAR sizes",
+        )
+        p.add_argument(
+            "-o", "--output", required=True, metavar="FILE", help="JSON-lines file to append to"
+        )
 
-    p = qsub.add_parser("verify", help="check the model against recorded captures")
-    p.add_argument("paths", nargs="*", default=["corpora/qemu"], help="corpus files or folders")
-    p.add_argument("--show", type=int, default=10, metavar="N", help="show at most N disagreements")
-    p.add_argument(
-        "--via-hints",
-        action="store_true",
-        help="play each machine type by hints dumped on its version (the upgrade path)",
-    )
+        p = qsub.add_parser("verify", help="check the model against recorded captures")
+        p.add_argument("paths", nargs="*", default=["corpora/qemu"], help="corpus files or folders")
+        p.add_argument(
+            "--show", type=int, default=10, metavar="N", help="show at most N disagreements"
+        )
+        p.add_argument(
+            "--via-hints",
+            action="store_true",
+            help="play each machine type by hints dumped on its version (the upgrade path)",
+        )
 
-    p = qsub.add_parser("discover", help="find which properties of a device change config space")
-    p.add_argument("driver")
-    p.add_argument(
-        "--base",
-        metavar="SPEC",
-        help="the device string to start from, with what QEMU insists on (e.g. nvme,serial=x)",
-    )
-    p.add_argument(
-        "--binary", default=None, metavar="VERSION", help="QEMU release (default: newest)"
-    )
-    p.add_argument(
-        "--machine",
-        default=None,
-        metavar="VERSION",
-        help="machine type (default: the binary's own)",
-    )
-    p.add_argument("--format", choices=("text", "json"), default="text")
+        p = qsub.add_parser(
+            "discover", help="find which properties of a device change config space"
+        )
+        p.add_argument("driver")
+        p.add_argument(
+            "--base",
+            metavar="SPEC",
+            help="the device string to start from, with what QEMU insists on (e.g. nvme,serial=x)",
+        )
+        p.add_argument(
+            "--binary", default=None, metavar="VERSION", help="QEMU release (default: newest)"
+        )
+        p.add_argument(
+            "--machine",
+            default=None,
+            metavar="VERSION",
+            help="machine type (default: the binary's own)",
+        )
+        p.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
+_COMMANDS = ("realize", "check", "report", "gate", "hints", "versions", "devices", "qemu")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    command = args_list[0] if args_list and args_list[0] in _COMMANDS else None
+    parser = build_parser(command)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_list)
         from compatlab.cli import commands
 
         handler = getattr(commands, "cmd_" + args.command)

@@ -14,6 +14,7 @@ and the command register are zero.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,8 +28,61 @@ def _put(buf: bytearray, offset: int, value: int, width: int) -> None:
     buf[offset : offset + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
 
 
+_WORD = struct.Struct("<H")
+_LONG = struct.Struct("<I")
+
+
 def _get(buf: bytes | bytearray, offset: int, width: int) -> int:
     return int.from_bytes(buf[offset : offset + width], "little")
+
+
+def _reset_masks() -> tuple[bytes, bytes, bytes]:
+    """The masks every device starts from, before its builder adds to them."""
+    wmask = bytearray(_SIZE)
+    w1cmask = bytearray(_SIZE)
+    cmask = bytearray(_SIZE)
+    # pci_init_cmask
+    _put(cmask, regs.VENDOR_ID, 0xFFFF, 2)
+    _put(cmask, regs.DEVICE_ID, 0xFFFF, 2)
+    cmask[regs.STATUS] = regs.STATUS_CAP_LIST
+    cmask[regs.REVISION_ID] = 0xFF
+    cmask[regs.CLASS_PROG] = 0xFF
+    _put(cmask, regs.CLASS_DEVICE, 0xFFFF, 2)
+    cmask[regs.HEADER_TYPE] = 0xFF
+    cmask[regs.CAPABILITY_LIST] = 0xFF
+
+    # pci_init_wmask: everything past the header is writable until a
+    # capability claims it.
+    wmask[regs.CACHE_LINE_SIZE] = 0xFF
+    wmask[regs.INTERRUPT_LINE] = 0xFF
+    _put(
+        wmask,
+        regs.COMMAND,
+        regs.COMMAND_IO
+        | regs.COMMAND_MEMORY
+        | regs.COMMAND_MASTER
+        | regs.COMMAND_INTX_DISABLE
+        | regs.COMMAND_SERR,
+        2,
+    )
+    wmask[regs.HEADER_SIZE :] = b"\xff" * (_SIZE - regs.HEADER_SIZE)
+
+    # pci_init_w1cmask
+    _put(
+        w1cmask,
+        regs.STATUS,
+        regs.STATUS_PARITY
+        | regs.STATUS_SIG_TARGET_ABORT
+        | regs.STATUS_REC_TARGET_ABORT
+        | regs.STATUS_REC_MASTER_ABORT
+        | regs.STATUS_SIG_SYSTEM_ERROR
+        | regs.STATUS_DETECTED_PARITY,
+        2,
+    )
+    return bytes(wmask), bytes(w1cmask), bytes(cmask)
+
+
+_RESET_WMASK, _RESET_W1CMASK, _RESET_CMASK = _reset_masks()
 
 
 class ConfigSpaceBuilder:
@@ -48,9 +102,9 @@ class ConfigSpaceBuilder:
         multifunction: bool = False,
     ) -> None:
         self.config = bytearray(_SIZE)
-        self.wmask = bytearray(_SIZE)
-        self.w1cmask = bytearray(_SIZE)
-        self.cmask = bytearray(_SIZE)
+        self.wmask = bytearray(_RESET_WMASK)
+        self.w1cmask = bytearray(_RESET_W1CMASK)
+        self.cmask = bytearray(_RESET_CMASK)
         # Bytes taken by capabilities, in 4-byte granules (QEMU's pdev->used).
         self.used = bytearray(_SIZE)
 
@@ -66,45 +120,6 @@ class ConfigSpaceBuilder:
             self.set_word(regs.SUBSYSTEM_VENDOR_ID, 0x1AF4)
             self.set_word(regs.SUBSYSTEM_ID, 0x1100)
 
-        # pci_init_cmask
-        _put(self.cmask, regs.VENDOR_ID, 0xFFFF, 2)
-        _put(self.cmask, regs.DEVICE_ID, 0xFFFF, 2)
-        self.cmask[regs.STATUS] = regs.STATUS_CAP_LIST
-        self.cmask[regs.REVISION_ID] = 0xFF
-        self.cmask[regs.CLASS_PROG] = 0xFF
-        _put(self.cmask, regs.CLASS_DEVICE, 0xFFFF, 2)
-        self.cmask[regs.HEADER_TYPE] = 0xFF
-        self.cmask[regs.CAPABILITY_LIST] = 0xFF
-
-        # pci_init_wmask: everything past the header is writable until a
-        # capability claims it.
-        self.wmask[regs.CACHE_LINE_SIZE] = 0xFF
-        self.wmask[regs.INTERRUPT_LINE] = 0xFF
-        _put(
-            self.wmask,
-            regs.COMMAND,
-            regs.COMMAND_IO
-            | regs.COMMAND_MEMORY
-            | regs.COMMAND_MASTER
-            | regs.COMMAND_INTX_DISABLE
-            | regs.COMMAND_SERR,
-            2,
-        )
-        self.wmask[regs.HEADER_SIZE :] = b"\xff" * (_SIZE - regs.HEADER_SIZE)
-
-        # pci_init_w1cmask
-        _put(
-            self.w1cmask,
-            regs.STATUS,
-            regs.STATUS_PARITY
-            | regs.STATUS_SIG_TARGET_ABORT
-            | regs.STATUS_REC_TARGET_ABORT
-            | regs.STATUS_REC_MASTER_ABORT
-            | regs.STATUS_SIG_SYSTEM_ERROR
-            | regs.STATUS_DETECTED_PARITY,
-            2,
-        )
-
         if multifunction:
             self.config[regs.HEADER_TYPE] |= regs.HEADER_TYPE_MULTI_FUNCTION
 
@@ -114,10 +129,10 @@ class ConfigSpaceBuilder:
         self.config[offset] = value & 0xFF
 
     def set_word(self, offset: int, value: int) -> None:
-        _put(self.config, offset, value, 2)
+        _WORD.pack_into(self.config, offset, value & 0xFFFF)
 
     def set_long(self, offset: int, value: int) -> None:
-        _put(self.config, offset, value, 4)
+        _LONG.pack_into(self.config, offset, value & 0xFFFFFFFF)
 
     def get(self, offset: int, width: int) -> int:
         return _get(self.config, offset, width)
@@ -156,13 +171,11 @@ class ConfigSpaceBuilder:
 
     def find_space(self, size: int) -> int:
         """First-fit search from 0x40 for ``size`` free bytes (QEMU's pci_find_space)."""
-        start = regs.HEADER_SIZE
-        for i in range(regs.HEADER_SIZE, _SIZE):
-            if self.used[i]:
-                start = i + 1
-            elif i - start + 1 == size:
-                return start
-        raise CapabilitySpaceError(f"no room for a {size}-byte capability")
+        # The first run of ``size`` free bytes at or after the header.
+        start = self.used.find(bytes(size), regs.HEADER_SIZE) if size > 0 else -1
+        if start < 0:
+            raise CapabilitySpaceError(f"no room for a {size}-byte capability")
+        return start
 
     def add_capability(self, cap_id: int, size: int, offset: int = 0) -> int:
         """Link a capability at ``offset`` (0: first fit) at the head of the list.
