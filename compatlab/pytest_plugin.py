@@ -140,8 +140,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}: an item of compatlab's invariant suite")
     if not config.getoption("compatlab"):
         return
-    from compatlab import profiles
-    from compatlab.invariants.runner import corpora_dir, load_findings
+    from compatlab import paths, profiles
+    from compatlab.invariants.runner import load_findings
 
     # Validate everything before touching Hypothesis' global settings.
     try:
@@ -154,7 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # from Hypothesis' defaults so "dev" means the same in CI and out of it.
     settings.load_profile("default")
     profiles.load(profile)
-    findings = list(load_findings(config.rootpath / corpora_dir() / "findings.toml"))
+    findings = list(load_findings(config.rootpath / paths.findings_file()))
     state = _State(selection, findings)
     config.stash[_STATE] = state
     config.pluginmanager.register(_Results(state), "compatlab-results")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compatlab import paths
 from compatlab.errors import CompatlabError, ConfigError, ExitCode
 from compatlab.versions import ALL_VERSIONS, NEWEST, Version, known_version
 
@@ -303,7 +304,7 @@ def _qemu_verify(args: argparse.Namespace) -> int:
     from compatlab.oracles.capture import read_corpus
     from compatlab.oracles.compare import check_record
 
-    files = _corpus_files(args.paths)
+    files = _corpus_files(args.paths or [str(paths.captures_dir())])
     total = bad = skipped = 0
     shown = 0
     for f in files:
@@ -355,13 +356,13 @@ def _qemu_discover(args: argparse.Namespace) -> int:
 # -- check --------------------------------------------------------------------------------
 
 
-def _check_worker(args: tuple[Any, str, list[Any]]) -> Any:
+def _check_worker(args: tuple[Any, str, list[Any], str]) -> Any:
     """Run one task in a worker and append its record to the worker's own file."""
     from compatlab.invariants.runner import run_task
     from compatlab.results import append
 
-    task, run_dir, findings = args
-    record = run_task(task, findings)
+    task, run_dir, findings, failures = args
+    record = run_task(task, findings, failures=Path(failures))
     append(Path(run_dir) / f"records-{os.getpid()}.jsonl", record)
     return record
 
@@ -397,20 +398,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     base_seed = args.seed if args.seed is not None else random.randrange(2**32)
     workers = max(1, args.workers)
     run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{base_seed:08x}"
-    run_dir = Path(args.out) / run_id
+    run_dir = paths.runs_dir(args.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    failures = paths.failures_dir(args.failures_dir)
     findings = load_findings()
-    from compatlab.invariants.runner import corpora_dir
-
-    if not corpora_dir().is_dir():
+    if not paths.findings_file().is_file():
         print(
-            f"compatlab: warning: no {corpora_dir()}/ here: known findings and the failure "
-            "corpus are not used (run from the repository root or set COMPATLAB_CORPORA)",
+            f"compatlab: warning: no {paths.findings_file()}: known findings are not used "
+            f"(${paths.CORPORA_ENV} names the data folder)",
             file=sys.stderr,
         )
 
     started = time.perf_counter()
-    replays = [] if args.no_replay else replay_corpus(invariants=names)
+    replays = [] if args.no_replay else replay_corpus(failures, invariants=names)
     still = [r for r in replays if r.still_failing]
     if replays:
         print(
@@ -433,7 +433,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     records = []
     failed = 0
     last_report = 0.0
-    jobs = [(t, str(run_dir), findings) for t in tasks]
+    jobs = [(t, str(run_dir), findings, str(failures)) for t in tasks]
 
     def tick(record: Any) -> None:
         nonlocal failed, last_report
@@ -549,7 +549,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         for path in write_history(Path(args.history), out):
             print(path)
         return ExitCode.OK
-    run_dirs = [Path(d) for d in args.run_dirs] or [default_run()]
+    run_dirs = [Path(d) for d in args.run_dirs] or [default_run(paths.runs_dir())]
     for run_dir in run_dirs:
         target = out / run_dir.name if out is not None and len(run_dirs) > 1 else out
         for path in write_report(run_dir, target):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 import tomllib
@@ -28,22 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compatlab import paths
 from compatlab.config import Config, parse_device_string
 from compatlab.hints import Hints, decode, encode
 from compatlab.invariants.registry import Case, Failure, Scope, Violation, get, registered
 from compatlab.results import ResultRecord
 from compatlab.versions import Version
-
-
-def corpora_dir() -> Path:
-    """``$COMPATLAB_CORPORA``, else ``corpora/`` under the working directory."""
-    return Path(os.environ.get("COMPATLAB_CORPORA", "corpora"))
-
-
-def failures_dir() -> Path:
-    """Where failing cases are promoted: ``$COMPATLAB_FAILURES_DIR``, else corpora/failures."""
-    configured = os.environ.get("COMPATLAB_FAILURES_DIR")
-    return Path(configured) if configured else corpora_dir() / "failures"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +118,7 @@ class Finding:
 
 
 def load_findings(path: Path | None = None) -> list[Finding]:
-    path = path or corpora_dir() / "findings.toml"
+    path = path or paths.findings_file()
     if not path.exists():
         return []
     data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -155,10 +144,12 @@ def run_task(
     scope: Scope | None = None,
     keep_failures: bool = True,
     excuse: Callable[[Case], bool] | None = None,
+    failures: Path | None = None,
 ) -> ResultRecord:
     """Run one invariant on one version tuple under the task's profile (restricted to
     ``scope``'s device types when given, else to the task's device). A new failure is
-    promoted to the failure corpus unless ``keep_failures`` is false. A violation on a
+    promoted to the failure corpus (``failures``, default :func:`compatlab.paths.failures_dir`)
+    unless ``keep_failures`` is false. A violation on a
     case that ``excuse`` accepts does not count (the gate excuses what was already
     broken before the candidate)."""
     from hypothesis import Phase, given, seed, settings
@@ -226,7 +217,7 @@ def run_task(
             known = next((f for f in findings if f.explains(failure)), None)
             status, note = ("known", known.reason) if known else ("fail", None)
             if found and keep_failures:
-                promote(inv.name, found[-1], failure, failures_dir())
+                promote(inv.name, found[-1], failure, failures)
         except Exception as exc:  # a defect in a check or the model: keep going, say so
             status, note = "error", f"{type(exc).__name__}: {exc}"
     return ResultRecord(
@@ -288,7 +279,7 @@ def promote(name: str, case: Case, failure: Failure, root: Path | None = None) -
     digest = hashlib.sha256(
         json.dumps([name, entry["versions"], entry["config"], entry["extra"]]).encode()
     ).hexdigest()[:12]
-    path = (root or failures_dir()) / name / f"{digest}.json"
+    path = (root or paths.failures_dir()) / name / f"{digest}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         path.write_text(text, encoding="utf-8")
@@ -307,7 +298,7 @@ def replay_corpus(
     root: Path | None = None, invariants: Iterable[str] | None = None
 ) -> list[Replay]:
     """Re-run every saved failing case; each is still failing or fixed."""
-    root = root or failures_dir()
+    root = root or paths.failures_dir()
     wanted = set(invariants) if invariants is not None else None
     known = registered()
     out: list[Replay] = []
