@@ -2,7 +2,7 @@
 
 Architecture — data flows one way, and a module imports only modules upstream::
 
-    errors, versions
+    errors, versions, paths (where built-in data is read and run state written)
       → pci/          config space, masks, BARs, capabilities (no device knowledge)
       → catalogue/    device types, property history as data, config-space builders;
                       candidate releases as data on the catalogue as it stood

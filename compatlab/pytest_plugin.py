@@ -165,8 +165,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from hypothesis import settings
 
-    from compatlab import profiles
-    from compatlab.engine.corpus import corpora_dir
+    from compatlab import paths, profiles
 
     # Validate everything before touching Hypothesis' global settings.
     try:
@@ -179,7 +178,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # from Hypothesis' defaults so "dev" means the same in CI and out of it.
     settings.load_profile("default")
     profiles.load(profile)
-    state = _State(selection, str(config.rootpath / corpora_dir() / "findings.toml"))
+    state = _State(selection, str(config.rootpath / paths.findings_file()))
     config.stash[_STATE] = state
     config.pluginmanager.register(_Results(state), "compatlab-results")
 

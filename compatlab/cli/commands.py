@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compatlab import paths
 from compatlab.errors import CompatlabError, ConfigError, ExitCode
 from compatlab.versions import ALL_VERSIONS, NEWEST, Version, known_version
 
@@ -302,7 +303,7 @@ def _qemu_verify(args: argparse.Namespace) -> int:
     from compatlab.oracles.capture import read_corpus
     from compatlab.oracles.compare import check_record
 
-    files = _corpus_files(args.paths)
+    files = _corpus_files(args.paths or [str(paths.captures_dir())])
     total = bad = skipped = 0
     shown = 0
     for f in files:
@@ -370,7 +371,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     import random
 
     from compatlab import profiles
-    from compatlab.engine.corpus import corpora_dir, failures_dir
     from compatlab.engine.session import new_run_id, run_check
     from compatlab.engine.tasks import Request
     from compatlab.invariants import get, registered
@@ -384,10 +384,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     devices = _drivers(args.device)
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     run_id = new_run_id(seed)
-    if not corpora_dir().is_dir():
+    findings = paths.findings_file()
+    if not findings.is_file():
         print(
-            f"compatlab: warning: no {corpora_dir()}/ here: known findings and the failure "
-            "corpus are not used (run from the repository root or set COMPATLAB_CORPORA)",
+            f"compatlab: warning: no {findings}: known findings are not used "
+            f"(${paths.CORPORA_ENV} names the data folder)",
             file=sys.stderr,
         )
     request = Request(
@@ -396,8 +397,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         profile=profile,
         seed=seed,
         devices=devices or (None,),
-        findings=str(corpora_dir() / "findings.toml"),
-        failures_dir=str(failures_dir()),
+        findings=str(findings.resolve()),
+        failures_dir=str(paths.failures_dir(args.failures_dir).resolve()),
         database=str(Path(profiles.DATABASE_DIR).resolve()),
         run_id=run_id,
     )
@@ -427,7 +428,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         run = run_check(
             request,
-            Path(args.out) / run_id,
+            paths.runs_dir(args.out) / run_id,
             workers=workers,
             replay=not args.no_replay,
             on_replays=replayed,
@@ -528,7 +529,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         for path in write_history(Path(args.history), out):
             print(path)
         return ExitCode.OK
-    run_dirs = [Path(d) for d in args.run_dirs] or [default_run()]
+    run_dirs = [Path(d) for d in args.run_dirs] or [default_run(paths.runs_dir())]
     for run_dir in run_dirs:
         target = out / run_dir.name if out is not None and len(run_dirs) > 1 else out
         for path in write_report(run_dir, target):

@@ -60,7 +60,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("text", "json"), default="text")
 
     if only in (None, "check"):
-        p = sub.add_parser("check", help="run the invariant suite across the version matrix")
+        p = sub.add_parser(
+            "check",
+            help="run the invariant suite across the version matrix",
+            description="Run the invariant suite across the version matrix. The known findings "
+            "and recorded QEMU captures come with the package ($COMPATLAB_CORPORA names another "
+            "data folder); the run and any new failure are written under the working directory "
+            "unless --out and --failures-dir (or their environment variables) say elsewhere.",
+        )
         p.add_argument(
             "--profile",
             help="Hypothesis profile: dev, ci, nightly, gate, fuzz "
@@ -85,9 +92,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
         p.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="worker processes")
         p.add_argument("--seed", type=int, help="base seed (default: random; printed)")
-        p.add_argument("--out", default="reports/runs", metavar="DIR", help="where runs are kept")
         p.add_argument(
-            "--no-replay", action="store_true", help="do not replay corpora/failures first"
+            "--out",
+            metavar="DIR",
+            help="where runs are kept, one folder per run "
+            "(default: $COMPATLAB_RUNS_DIR, else ./reports/runs)",
+        )
+        p.add_argument(
+            "--failures-dir",
+            metavar="DIR",
+            help="the failure corpus: new failures are saved and old ones replayed here "
+            "(default: $COMPATLAB_FAILURES_DIR, else ./corpora/failures)",
+        )
+        p.add_argument(
+            "--no-replay", action="store_true", help="do not replay the failure corpus first"
         )
         p.add_argument("--strict", action="store_true", help="known findings fail the run too")
         p.add_argument(
@@ -99,7 +117,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only in (None, "report"):
         p = sub.add_parser("report", help="write HTML, Markdown, JUnit and CSV reports of runs")
         p.add_argument(
-            "run_dirs", nargs="*", metavar="RUN_DIR", help="run folders (default: the latest run)"
+            "run_dirs",
+            nargs="*",
+            metavar="RUN_DIR",
+            help="run folders (default: the latest under $COMPATLAB_RUNS_DIR, else ./reports/runs)",
         )
         p.add_argument(
             "--history", metavar="DIR", help="compare the runs in DIR over time (history.html)"
@@ -214,7 +235,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
 
         p = qsub.add_parser("verify", help="check the model against recorded captures")
-        p.add_argument("paths", nargs="*", default=["corpora/qemu"], help="corpus files or folders")
+        p.add_argument(
+            "paths", nargs="*", help="corpus files or folders (default: the built-in captures)"
+        )
         p.add_argument(
             "--show", type=int, default=10, metavar="N", help="show at most N disagreements"
         )

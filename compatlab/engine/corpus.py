@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,17 +26,6 @@ from compatlab.errors import CompatlabError, ConfigError
 from compatlab.hints import Hints, decode, encode
 from compatlab.invariants.registry import Case, Failure, Violation, registered
 from compatlab.versions import Version
-
-
-def corpora_dir() -> Path:
-    """``$COMPATLAB_CORPORA``, else ``corpora/`` under the working directory."""
-    return Path(os.environ.get("COMPATLAB_CORPORA", "corpora"))
-
-
-def failures_dir() -> Path:
-    """Where failing cases are promoted: ``$COMPATLAB_FAILURES_DIR``, else corpora/failures."""
-    configured = os.environ.get("COMPATLAB_FAILURES_DIR")
-    return Path(configured) if configured else corpora_dir() / "failures"
 
 
 # -- known findings ----------------------------------------------------------------

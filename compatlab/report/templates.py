@@ -1,4 +1,5 @@
-"""The report templates in ``reports/templates/``, filled with :class:`string.Template`."""
+"""The report templates (:func:`compatlab.paths.templates_dir`), filled with
+:class:`string.Template`."""
 
 from __future__ import annotations
 
@@ -7,15 +8,9 @@ from functools import cache
 from pathlib import Path
 
 from compatlab.errors import ConfigError
+from compatlab.paths import templates_dir
 
-# A checkout (and an editable install) reads reports/templates/; a built wheel
-# carries a copy inside the package (pyproject's force-include).
-_PACKAGED = Path(__file__).resolve().parent / "templates"
-TEMPLATES_DIR = (
-    _PACKAGED
-    if _PACKAGED.is_dir()
-    else Path(__file__).resolve().parents[2] / "reports" / "templates"
-)
+TEMPLATES_DIR: Path = templates_dir()
 
 
 @cache
@@ -25,7 +20,7 @@ def _template(name: str) -> string.Template:
         return string.Template(path.read_text(encoding="utf-8"))
     except OSError:
         raise ConfigError(
-            f"report template {path} not found (run from a compatlab checkout)"
+            f"report template {path} not found (an incomplete install: reinstall compatlab)"
         ) from None
 
 
