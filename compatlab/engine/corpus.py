@@ -27,7 +27,6 @@ from compatlab.hints import Hints, decode, encode
 from compatlab.invariants.registry import Case, Failure, Violation, registered
 from compatlab.versions import Version
 
-
 # -- known findings ----------------------------------------------------------------
 
 
