@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-RUNS_DIR = Path("reports") / "runs"
+from compatlab.paths import DEFAULT_RUNS_DIR
+
+RUNS_DIR = DEFAULT_RUNS_DIR  # where runs are kept by default: see compatlab.paths
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import shlex
@@ -156,9 +157,7 @@ def test_a_profile_that_saves_writes_the_example_database(tmp_path: Path) -> Non
     run_task(_nvme_task(tmp_path, database=str(database)))  # dev: no database
     assert not database.exists()
     task = _nvme_task(tmp_path, database=str(database))
-    outcome = run_task(
-        Task(**{**{f: getattr(task, f) for f in task.__dataclass_fields__}, "profile": "nightly"})
-    )
+    outcome = run_task(dataclasses.replace(task, profile="nightly"))
     assert outcome.status is Status.FAIL
     assert any(p.is_file() for p in database.rglob("*"))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from compatlab.engine.corpus import Replay, replay_corpus
 from compatlab.engine.execute import execute
-from compatlab.engine.outcome import Outcome, Status
+from compatlab.engine.outcome import Outcome
 from compatlab.engine.tasks import Request, Task, plan
 from compatlab.errors import NothingToRunError
 
@@ -113,4 +113,4 @@ def run_check(
     return run
 
 
-__all__ = ["CheckRun", "Status", "new_run_id", "run_check"]
+__all__ = ["CheckRun", "new_run_id", "run_check"]

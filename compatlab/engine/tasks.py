@@ -136,12 +136,11 @@ def plan(request: Request) -> list[Task]:
     """Every task ``request`` covers, in a stable order (invariant, version tuple,
     device). Tasks whose device types do not exist on their oldest version are left
     out: no guest of that version can have them."""
-    from compatlab.catalogue import active_catalogue
     from compatlab.engine.run import catalogue_of
     from compatlab.invariants.registry import get
     from compatlab.versions import using_versions
 
-    cat = catalogue_of(request.catalogue) if not request.catalogue.builtin else active_catalogue()
+    cat = catalogue_of(request.catalogue)
     ordered = sorted(set(request.versions))
     targets = sorted(set(request.targets)) if request.targets is not None else None
     groups: list[tuple[str, ...] | None] = (

@@ -13,6 +13,7 @@ candidate's place, shows on exactly the same devices. Every failure is explained
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -162,24 +163,27 @@ def gate_tasks(
     def pick(names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(i for i in names if wanted is None or i in wanted)
 
-    common = {
-        "profile": profile,
-        "seed": seed,
-        "drivers": chosen,
-        "targets": (n,),
-        "catalogue": ref,
-        "run_id": "gate",
-        "origin": "gate",
-    }
-    return plan(
-        Request(
-            invariants=pick(GATE_INVARIANTS),
-            versions=(*olds, n),
-            last_may_refuse=True,
-            excuse_inherited=True,
-            **common,  # type: ignore[arg-type]
-        )
-    ) + plan(Request(invariants=pick(CANDIDATE_INVARIANTS), versions=(n,), **common))  # type: ignore[arg-type]
+    upgrades = Request(
+        invariants=pick(GATE_INVARIANTS),
+        versions=(*olds, n),
+        profile=profile,
+        seed=seed,
+        drivers=chosen,
+        targets=(n,),
+        last_may_refuse=True,
+        excuse_inherited=True,
+        catalogue=ref,
+        run_id="gate",
+        origin="gate",
+    )
+    on_candidate = dataclasses.replace(
+        upgrades,
+        invariants=pick(CANDIDATE_INVARIANTS),
+        versions=(n,),
+        last_may_refuse=False,
+        excuse_inherited=False,
+    )
+    return plan(upgrades) + plan(on_candidate)
 
 
 def candidate_gate(
