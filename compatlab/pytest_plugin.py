@@ -200,18 +200,17 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 def tasks(state: _State) -> list[Task]:
     """The engine's tasks for the selection, as ``compatlab check`` would plan them."""
-    from compatlab.engine.tasks import Request, plan
+    from compatlab.engine.tasks import Context, Request, plan
 
     sel = state.selection
     return plan(
         Request(
             invariants=sel.invariants,
             versions=sel.versions,
-            profile=sel.profile,
-            seed=sel.seed,
+            context=Context(
+                profile=sel.profile, seed=sel.seed, findings=state.findings, run_id="pytest"
+            ),
             devices=sel.drivers or (None,),
-            findings=state.findings,
-            run_id="pytest",
         )
     )
 
@@ -278,7 +277,7 @@ class InvariantItem(pytest.Item):
             "invariant": self.task.invariant,
             "versions": list(self.task.versions),
             "drivers": list(self.task.drivers or ()),
-            "profile": self.task.profile,
+            "profile": self.task.context.profile,
             "seed": self.task.seed,
             "status": str(status),
             "examples": outcome.examples,

@@ -7,12 +7,14 @@ import json
 import pickle
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from compatlab.cli.main import build_parser
 from compatlab.config import Config, parse_device_string
 from compatlab.engine import (
+    Context,
     Finding,
     Request,
     Status,
@@ -31,8 +33,20 @@ from compatlab.versions import ALL_VERSIONS, Version
 V = Version.parse
 
 
-def _request(*names: str, versions: tuple[Version, ...] = ALL_VERSIONS, **kw: object) -> Request:
-    return Request(invariants=names, versions=versions, profile="dev", seed=1, **kw)  # type: ignore[arg-type]
+def _request(
+    *names: str,
+    versions: tuple[Version, ...] = ALL_VERSIONS,
+    devices: tuple[str | None, ...] = (None,),
+    targets: tuple[Version, ...] | None = None,
+    **context: Any,
+) -> Request:
+    return Request(
+        invariants=names,
+        versions=versions,
+        devices=devices,
+        targets=targets,
+        context=Context(profile="dev", seed=1, **context),
+    )
 
 
 def test_the_plan_covers_every_ordered_pair() -> None:
@@ -86,8 +100,7 @@ def _replan(command: str) -> list[Task]:
         Request(
             invariants=tuple(args.invariant),
             versions=version_range(args.versions),
-            profile=args.profile,
-            seed=args.seed,
+            context=Context(profile=args.profile, seed=args.seed),
             devices=tuple(args.device) or (None,),
         )
     )
@@ -121,7 +134,7 @@ def test_a_passing_run_records_its_examples() -> None:
 NVME_FINDING = Finding(("upgrade-round-trip",), "nvme", V("9.1"), "deverr enables became writable")
 
 
-def _nvme_task(tmp_path: Path, **kw: object) -> Task:
+def _nvme_task(tmp_path: Path, **kw: Any) -> Task:
     (task,) = plan(
         _request(
             "upgrade-round-trip", versions=(V("7.2"), V("10.0")), devices=("nvme",),
@@ -157,7 +170,9 @@ def test_a_profile_that_saves_writes_the_example_database(tmp_path: Path) -> Non
     run_task(_nvme_task(tmp_path, database=str(database)))  # dev: no database
     assert not database.exists()
     task = _nvme_task(tmp_path, database=str(database))
-    outcome = run_task(dataclasses.replace(task, profile="nightly"))
+    outcome = run_task(
+        dataclasses.replace(task, context=dataclasses.replace(task.context, profile="nightly"))
+    )
     assert outcome.status is Status.FAIL
     assert any(p.is_file() for p in database.rglob("*"))
 

@@ -372,7 +372,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from compatlab import profiles
     from compatlab.engine.session import new_run_id, run_check
-    from compatlab.engine.tasks import Request
+    from compatlab.engine.tasks import Context, Request
     from compatlab.invariants import get, registered
     from compatlab.versions import version_range
 
@@ -394,13 +394,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     request = Request(
         invariants=names,
         versions=versions,
-        profile=profile,
-        seed=seed,
+        context=Context(
+            profile=profile,
+            seed=seed,
+            findings=str(findings.resolve()),
+            failures_dir=str(paths.failures_dir(args.failures_dir).resolve()),
+            database=str(Path(profiles.DATABASE_DIR).resolve()),
+            run_id=run_id,
+        ),
         devices=devices or (None,),
-        findings=str(findings.resolve()),
-        failures_dir=str(paths.failures_dir(args.failures_dir).resolve()),
-        database=str(Path(profiles.DATABASE_DIR).resolve()),
-        run_id=run_id,
     )
     workers = max(1, args.workers)
     progress = _Progress("check")

@@ -28,6 +28,8 @@ from compatlab.engine.run import run_task
 from compatlab.engine.tasks import (
     BUILTIN,
     CatalogueRef,
+    Context,
+    Oracles,
     Request,
     Task,
     plan,
@@ -36,6 +38,8 @@ from compatlab.engine.tasks import (
 )
 
 __all__ = [
+    "Context",
+    "Oracles",
     "Request",
     "Task",
     "plan",

@@ -54,7 +54,7 @@ class Outcome:
         """The command that replays this task; under ``strict`` a known finding
         failed, and the command keeps ``--strict`` so that it fails the same way."""
         command = reproduce_command(self.task)
-        if strict and self.status is Status.KNOWN and self.task.origin == "check":
+        if strict and self.status is Status.KNOWN and self.task.context.origin == "check":
             command += " --strict"
         return command
 
@@ -65,7 +65,7 @@ class Outcome:
         """The results-table row of this outcome."""
         t = self.task
         return ResultRecord(
-            run_id=t.run_id,
+            run_id=t.context.run_id,
             invariant=t.invariant,
             device=t.device,
             versions="..".join(t.versions),
@@ -76,7 +76,7 @@ class Outcome:
             failures=int(self.status in (Status.FAIL, Status.KNOWN)),
             seconds=round(self.seconds, 4),
             seed=t.seed,
-            profile=t.profile,
+            profile=t.context.profile,
             failure=json.dumps(self.failure.to_json(), sort_keys=True) if self.failure else None,
             reproduce=self.reproduce,
             note=self.note,

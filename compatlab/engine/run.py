@@ -120,11 +120,11 @@ def _settings(task: Task) -> Any:
 
     from compatlab import profiles
 
-    profiles.load(task.profile)
+    profiles.load(task.context.profile)
     current = settings.default
     assert current is not None
-    if current.database is not None and task.database is not None:
-        current = settings(current, database=DirectoryBasedExampleDatabase(task.database))
+    if current.database is not None and task.context.database is not None:
+        current = settings(current, database=DirectoryBasedExampleDatabase(task.context.database))
     return current
 
 
@@ -138,7 +138,7 @@ def run_task(
     their own rule) accepts violations that do not count, on top of the task's own
     ``excuse_inherited``; ``system`` replaces components under test."""
     start = time.perf_counter()
-    cat_ref = task.catalogue
+    cat_ref = task.context.catalogue
     scope_cm: Any = nullcontext()
     released: Version | None = None
     if not cat_ref.builtin:
@@ -162,7 +162,7 @@ def _run(
 
     inv = get(task.invariant)
     versions = tuple(Version.parse(v) for v in task.versions)
-    findings = load_findings(task.findings)
+    findings = load_findings(task.context.findings)
     examples = 0
     found: list[Case] = []
 
@@ -221,12 +221,12 @@ def _run(
         if known is not None:
             return done(Status.KNOWN, failure=failure, note=known.reason)
         promoted = None
-        if found and task.failures_dir is not None:
+        if found and task.context.failures_dir is not None:
             path = promote(
                 inv.name,
                 found[-1],
                 failure,
-                Path(task.failures_dir),
+                Path(task.context.failures_dir),
                 reproduce=reproduce_command(task),
             )
             promoted = str(path)

@@ -54,9 +54,9 @@ class CheckRun:
     def meta(self, workers: int) -> dict[str, Any]:
         req = self.request
         return {
-            "run_id": req.run_id,
-            "profile": req.profile,
-            "seed": req.seed,
+            "run_id": req.context.run_id,
+            "profile": req.context.profile,
+            "seed": req.context.seed,
             "versions": [str(v) for v in req.versions],
             "invariants": list(req.invariants),
             "devices": [d or "*" for d in req.devices],
@@ -95,8 +95,8 @@ def run_check(
             else "nothing to run: the selection plans no task"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    if replay and request.failures_dir is not None:
-        run.replays = replay_corpus(Path(request.failures_dir), request.invariants)
+    if replay and request.context.failures_dir is not None:
+        run.replays = replay_corpus(Path(request.context.failures_dir), request.invariants)
         if on_replays is not None:
             on_replays(run.replays)
     if on_start is not None:

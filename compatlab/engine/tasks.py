@@ -59,6 +59,43 @@ BUILTIN = CatalogueRef()
 
 
 @dataclass(frozen=True, slots=True)
+class Oracles:
+    """The real binaries a binary-gate task compares, as given (a release such as
+    ``10.0`` or a path), and the machine types its cases are drawn on."""
+
+    baseline: str
+    candidate: str
+    machines: tuple[str, ...]
+    #: The ``--machines`` the user gave (None: every machine type both offer).
+    spec: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every task of one run shares: how it searches (profile, base seed and an
+    example ``budget`` overriding the profile's), what it runs on (catalogue,
+    oracles), where it keeps what it finds, and how it treats a newest version that
+    refuses (``last_may_refuse``) or a violation the released history already has
+    (``excuse_inherited``): both the candidate gate's rules, applied to tasks that
+    span more than one version."""
+
+    profile: str
+    seed: int
+    budget: int | None = None
+    catalogue: CatalogueRef = BUILTIN
+    oracles: Oracles | None = None
+    findings: str | None = None
+    failures_dir: str | None = None
+    database: str | None = None
+    last_may_refuse: bool = False
+    excuse_inherited: bool = False
+    run_id: str = "run"
+    #: The command the run was planned by (``check`` or ``gate``), for its
+    #: reproduce commands.
+    origin: str = "check"
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     """What a run covers. ``devices`` lists one entry per task group: a driver name,
     or None for configs drawn from every device type; ``drivers`` instead gives one
@@ -66,41 +103,22 @@ class Request:
 
     invariants: tuple[str, ...]
     versions: tuple[Version, ...]
-    profile: str
-    seed: int
+    context: Context
     devices: tuple[str | None, ...] = (None,)
     drivers: tuple[str, ...] | None = None
     targets: tuple[Version, ...] | None = None
-    last_may_refuse: bool = False
-    excuse_inherited: bool = False
-    catalogue: CatalogueRef = BUILTIN
-    findings: str | None = None
-    failures_dir: str | None = None
-    database: str | None = None
-    run_id: str = "run"
-    origin: str = "check"
 
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One invariant on one version tuple: everything its run depends on."""
+    """One invariant on one version tuple, with its own seed: with its run's
+    context, everything its run depends on."""
 
     invariant: str
     versions: tuple[str, ...]
     drivers: tuple[str, ...] | None
     seed: int
-    base_seed: int
-    profile: str
-    run_id: str = "run"
-    last_may_refuse: bool = False
-    excuse_inherited: bool = False
-    catalogue: CatalogueRef = BUILTIN
-    findings: str | None = None
-    failures_dir: str | None = None
-    database: str | None = None
-    #: The command the task was planned by (``check`` or ``gate``), for its
-    #: reproduce command.
-    origin: str = "check"
+    context: Context
 
     @property
     def device(self) -> str:
@@ -114,6 +132,14 @@ class Task:
         span = "->".join(dict.fromkeys((self.versions[0], self.versions[-1])))
         one = f"-{self.drivers[0]}" if self.drivers and len(self.drivers) == 1 else ""
         return f"{self.invariant}[{span}{one}]"
+
+    @property
+    def last_may_refuse(self) -> bool:
+        return self.context.last_may_refuse and len(self.versions) > 1
+
+    @property
+    def excuse_inherited(self) -> bool:
+        return self.context.excuse_inherited and len(self.versions) > 1
 
 
 def task_seed(base: int, name: str, versions: Sequence[Version | str], device: str | None) -> int:
@@ -140,7 +166,7 @@ def plan(request: Request) -> list[Task]:
     from compatlab.invariants.registry import get
     from compatlab.versions import using_versions
 
-    cat = catalogue_of(request.catalogue)
+    cat = catalogue_of(request.context.catalogue)
     ordered = sorted(set(request.versions))
     targets = sorted(set(request.targets)) if request.targets is not None else None
     groups: list[tuple[str, ...] | None] = (
@@ -164,7 +190,7 @@ def plan(request: Request) -> list[Task]:
                     tuples = list(pairs)
                 else:
                     tuples = [
-                        (u, middle_version(request.seed, name, u, w, cat.versions), w)
+                        (u, middle_version(request.context.seed, name, u, w, cat.versions), w)
                         for u, w in pairs
                     ]
             for versions in tuples:
@@ -180,17 +206,8 @@ def plan(request: Request) -> list[Task]:
                             invariant=name,
                             versions=tuple(map(str, versions)),
                             drivers=drivers,
-                            seed=task_seed(request.seed, name, versions, device),
-                            base_seed=request.seed,
-                            profile=request.profile,
-                            run_id=request.run_id,
-                            last_may_refuse=request.last_may_refuse and len(versions) > 1,
-                            excuse_inherited=request.excuse_inherited and len(versions) > 1,
-                            catalogue=request.catalogue,
-                            findings=request.findings,
-                            failures_dir=request.failures_dir,
-                            database=request.database,
-                            origin=request.origin,
+                            seed=task_seed(request.context.seed, name, versions, device),
+                            context=request.context,
                         )
                     )
     return out
@@ -198,23 +215,32 @@ def plan(request: Request) -> list[Task]:
 
 def reproduce_command(task: Task) -> str:
     """The one command that replays exactly ``task``: planned again alone it gives
-    the same version tuple, device types, seed and profile."""
+    the same version tuple, device types, seed and profile (or example budget)."""
+    ctx = task.context
     ends = [task.versions[0], task.versions[-1]] if len(task.versions) > 1 else [task.versions[0]]
-    if task.origin == "gate":
-        ref = task.catalogue
+    drivers = f" --drivers {','.join(task.drivers)}" if task.drivers else ""
+    if ctx.oracles is not None:
+        o = ctx.oracles
+        machines = f" --machines {o.spec}" if o.spec is not None else ""
+        return (
+            f"compatlab gate --baseline-binary {shlex.quote(o.baseline)} "
+            f"--candidate-binary {shlex.quote(o.candidate)}{machines}{drivers} "
+            f"--examples {ctx.budget} --seed {ctx.seed}"
+        )
+    if ctx.origin == "gate":
+        ref = ctx.catalogue
         what = (
             f"--release {ref.release}"
             if ref.release is not None
             else f"--candidate {shlex.quote(str(ref.source))}"
         )
         span = f" --baseline {ends[0]}" if len(ends) > 1 else ""
-        drivers = f" --drivers {','.join(task.drivers)}" if task.drivers else ""
         return (
             f"compatlab gate {what} --invariant {task.invariant}{span}{drivers} "
-            f"--profile {task.profile} --seed {task.base_seed}"
+            f"--profile {ctx.profile} --seed {ctx.seed}"
         )
     devices = "".join(f" --device {d}" for d in task.drivers or ())
     return (
         f"compatlab check --invariant {task.invariant} --versions {','.join(ends)}{devices} "
-        f"--seed {task.base_seed} --profile {task.profile}"
+        f"--seed {ctx.seed} --profile {ctx.profile}"
     )

@@ -24,7 +24,7 @@ from compatlab.catalogue.candidate import CandidateCatalogue, candidate_document
 from compatlab.engine.execute import execute
 from compatlab.engine.outcome import Outcome, Status
 from compatlab.engine.run import candidate_of
-from compatlab.engine.tasks import CatalogueRef, Request, Task, plan
+from compatlab.engine.tasks import CatalogueRef, Context, Request, Task, plan
 from compatlab.errors import DefectError
 from compatlab.gate.explain import Explanation, explain
 from compatlab.invariants.registry import Failure
@@ -166,22 +166,21 @@ def gate_tasks(
     upgrades = Request(
         invariants=pick(GATE_INVARIANTS),
         versions=(*olds, n),
-        profile=profile,
-        seed=seed,
+        context=Context(
+            profile=profile,
+            seed=seed,
+            catalogue=ref,
+            last_may_refuse=True,
+            excuse_inherited=True,
+            run_id="gate",
+            origin="gate",
+        ),
         drivers=chosen,
         targets=(n,),
-        last_may_refuse=True,
-        excuse_inherited=True,
-        catalogue=ref,
-        run_id="gate",
-        origin="gate",
     )
+    # On the candidate alone: one version, so neither upgrade rule applies.
     on_candidate = dataclasses.replace(
-        upgrades,
-        invariants=pick(CANDIDATE_INVARIANTS),
-        versions=(n,),
-        last_may_refuse=False,
-        excuse_inherited=False,
+        upgrades, invariants=pick(CANDIDATE_INVARIANTS), versions=(n,)
     )
     return plan(upgrades) + plan(on_candidate)
 
