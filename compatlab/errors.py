@@ -24,8 +24,8 @@ way, never a traceback)::
     │   └── QemuNotFoundError            no binary for the requested emulator version
     ├── OracleError                  a real QEMU that could not be run or read: exit 3
     ├── CheckFailure                 a verdict, raised inside a search, never to the CLI
-    │   ├── Violation (invariants.registry)  an invariant does not hold
-    │   └── Difference (gate.binary)         two binaries disagree on what a guest sees
+    │   └── Violation (invariants.registry)  an invariant does not hold (two binaries
+    │                                        disagreeing is ``binaries-agree``'s)
     └── DefectError                  a defect in compatlab itself: exit 3
         ├── CatalogueError               the built-in catalogue's data is inconsistent
         └── GateTaskError (gate.candidate)   a gate run that errored instead of giving

@@ -134,11 +134,11 @@ def _run_seed(config: pytest.Config) -> int:
 def _select(config: pytest.Config, profile: str) -> Selection:
     from compatlab.catalogue import builtin_catalogue
     from compatlab.errors import UnknownDeviceError
-    from compatlab.invariants import get, registered
+    from compatlab.invariants import in_suite, registered
     from compatlab.versions import version_range
 
     names = config.getoption("compatlab_invariant") or list(registered())
-    invariants = tuple(dict.fromkeys(get(n).name for n in names))
+    invariants = tuple(dict.fromkeys(in_suite(n).name for n in names))
     versions = version_range(config.getoption("compatlab_versions"))
     if not versions:
         raise CompatlabError(

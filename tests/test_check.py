@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from compatlab.cli import main
-from compatlab.invariants import registered
+from compatlab.invariants import get, registered
 
 
 def test_check_cli_writes_the_table_and_exit_codes(
@@ -102,8 +102,10 @@ def test_strict_and_the_summary_agree_on_what_failed(
         ["--versions", "10.0..1.4"],
         # vmxnet3 appeared after 1.4: the selection plans nothing at all.
         ["--versions", "1.4", "--invariant", "same-version-round-trip", "--device", "vmxnet3"],
+        # The binary gate's own invariant needs two binaries named: gate runs it.
+        ["--invariant", "binaries-agree", "--versions", "7.2,10.0"],
     ],
-    ids=["invariant", "profile", "device", "empty-range", "nothing-to-run"],
+    ids=["invariant", "profile", "device", "empty-range", "nothing-to-run", "gate-only"],
 )
 def test_bad_check_arguments_exit_2(
     args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -132,6 +134,8 @@ def test_every_design_invariant_is_registered() -> None:
         "guest-write-equivalence",
         "model-matches-qemu",
     }
+    # The binary gate's invariant is registered, but outside the suite.
+    assert get("binaries-agree").suite is False
 
 
 PINNED = Path(__file__).resolve().parent / "data" / "check-dev-seed1.csv"

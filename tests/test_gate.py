@@ -8,12 +8,19 @@ the recorded one.
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from compatlab.cli.main import main
+from compatlab.engine import Outcome, Status, Task, reproduce_command
+from compatlab.errors import ExitCode
 from compatlab.gate import compare_records
+from compatlab.invariants import Failure
 from compatlab.oracles.capture import CaptureRecord
+from compatlab.versions import Version
 from tests.conftest import require_qemu
 
 RECORDED = Path(__file__).resolve().parent.parent / "corpora" / "gate" / "7.2-10.0.json"
@@ -55,13 +62,123 @@ def test_gate_7_2_against_10_0_matches_the_recorded_finding() -> None:
     recorded = json.loads(RECORDED.read_text())
     machines = [m for m in baseline.machines if m in candidate.machines]
     assert [str(m) for m in machines] == recorded["machines"]
-    verdict = binary_gate(baseline, candidate, machines, max_examples=recorded["per_type"])
+    verdict = binary_gate(baseline, candidate, machines, examples=recorded["per_type"], workers=2)
     assert verdict.to_json()["verdict"] == recorded["verdict"]
     live = {d["driver"]: d for d in verdict.differences}
     kept = {d["driver"]: d for d in recorded["differences"]}
     assert set(live) == set(kept)
     for driver, diff in kept.items():
-        for key in ("machine", "config", "offset", "what"):
+        for key in ("machine", "config", "offset", "what", "reproduce"):
             assert live[driver][key] == diff[key], (driver, key)
     noted = {d["driver"] for d in verdict.newly_accepted}
     assert noted == {d["driver"] for d in recorded["newly_accepted"]}
+    assert verdict.examples == recorded["examples"]
+
+
+@pytest.mark.qemu
+def test_a_binary_gate_failure_replays_from_its_reproduce_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    require_qemu("7.2")
+    require_qemu("10.0")
+    (diff, *_) = json.loads(RECORDED.read_text())["differences"]
+    command = shlex.split(diff["reproduce"])
+    assert command[:2] == ["compatlab", "gate"]
+    assert main([*command[1:], "--format", "json"]) == ExitCode.FAILED
+    (again,) = json.loads(capsys.readouterr().out)["differences"]
+    assert again == diff
+
+
+# -- the binary gate's plan and verdicts, without QEMU ----------------------------------
+
+
+def _fake_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compatlab.oracles import qemu
+    from compatlab.versions import ALL_VERSIONS
+
+    def binary_for(release: str) -> qemu.QemuBinary:
+        v = Version.parse(release)
+        machines = tuple(m for m in ALL_VERSIONS if Version.parse("2.4") <= m <= v)
+        return qemu.QemuBinary(Path(f"/fake/qemu-{release}"), f"{release}.1", v, machines)
+
+    monkeypatch.setattr(qemu, "binary_for", binary_for)
+
+
+def _fake_executor(monkeypatch: pytest.MonkeyPatch, status: Status, seen: list[Task]) -> None:
+    """The gate's executor, replaced: it records the tasks and gives each ``status``."""
+    import compatlab.gate.binary as binary
+
+    def execute(tasks: list[Task], *, workers: int = 1) -> Iterator[Outcome]:
+        for task in tasks:
+            seen.append(task)
+            failure = None
+            if status is Status.FAIL:
+                failure = Failure(
+                    "binaries-agree", task.versions, None, "config byte 0x10: 00 vs 01",
+                    offset=16, config=(f"{task.device},id=dev0",), driver=task.device,
+                    machine="2.4",
+                )  # fmt: skip
+            note = "QemuError: lost its monitor" if status is Status.ERROR else None
+            yield Outcome(task, status, 3, 0.1, failure=failure, note=note)
+
+    monkeypatch.setattr(binary, "execute", execute)
+
+
+GATE_ARGS = ["gate", "--baseline-binary", "7.2", "--candidate-binary", "10.0",
+             "--machines", "2.4..5.0", "--drivers", "e1000,nvme", "--examples", "3",
+             "--seed", "9", "--format", "json"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "verdict"),
+    [(Status.PASS, ExitCode.OK, "pass"), (Status.FAIL, ExitCode.FAILED, "fail"),
+     (Status.ERROR, ExitCode.INTERNAL_ERROR, "error"),
+     (Status.SKIP, ExitCode.INTERNAL_ERROR, "error")],
+)  # fmt: skip
+def test_the_binary_gate_verdict_follows_its_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: Status,
+    code: ExitCode,
+    verdict: str,
+) -> None:
+    """A type without evidence (an oracle error, or no binary to run) makes the gate
+    say ``error`` and exit 3: never a pass."""
+    _fake_binaries(monkeypatch)
+    seen: list[Task] = []
+    _fake_executor(monkeypatch, status, seen)
+    assert main(GATE_ARGS) == code
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == verdict
+    assert [t.device for t in seen] == ["e1000", "nvme"]
+    assert out["machines"] == ["2.4", "2.5", "2.6", "2.7", "2.8", "2.9", "2.10", "2.11",
+                               "2.12", "3.0", "3.1", "4.0", "4.1", "4.2", "5.0"]  # fmt: skip
+    assert out["examples"] == 6
+    assert len(out["differences"]) == (2 if status is Status.FAIL else 0)
+    assert len(out["errors"]) == (2 if verdict == "error" else 0)
+
+
+def test_a_binary_gate_reproduce_command_plans_exactly_its_task(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_binaries(monkeypatch)
+    seen: list[Task] = []
+    _fake_executor(monkeypatch, Status.FAIL, seen)
+    main(GATE_ARGS)
+    first, second = seen
+    assert first.context.budget == 3 and first.context.oracles is not None
+    diffs = json.loads(capsys.readouterr().out)["differences"]
+    assert [d["reproduce"] for d in diffs] == [reproduce_command(t) for t in seen]
+    seen.clear()
+    main(shlex.split(reproduce_command(second))[1:])
+    assert seen == [second]
+
+
+def test_the_binary_gate_refuses_the_candidate_gates_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_binaries(monkeypatch)
+    for extra in (["--profile", "ci"], ["--baseline", "5.0"], ["--invariant", "upgrade-round-trip"],
+                  ["--examples", "-1"], ["--drivers", "nosuch"], ["--machines", "9.0..9.1"]):  # fmt: skip
+        assert main([*GATE_ARGS[:5], *extra]) == ExitCode.USAGE_ERROR, extra
+        assert capsys.readouterr().err.count("\n") == 1, extra

@@ -373,11 +373,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from compatlab import profiles
     from compatlab.engine.session import new_run_id, run_check
     from compatlab.engine.tasks import Context, Request
-    from compatlab.invariants import get, registered
+    from compatlab.invariants import in_suite, registered
     from compatlab.versions import version_range
 
     profile = profiles.choose(args.profile)
-    names = tuple(dict.fromkeys(get(n).name for n in args.invariant)) or tuple(registered())
+    names = tuple(dict.fromkeys(in_suite(n).name for n in args.invariant)) or tuple(registered())
     versions = version_range(args.versions) if args.versions else ALL_VERSIONS
     if not versions:
         raise ConfigError(f"--versions {args.versions}: selects no version")
@@ -666,6 +666,15 @@ def _binary_gate(args: argparse.Namespace) -> int:
     from compatlab.oracles.qemu import binary_for
     from compatlab.versions import version_range
 
+    for option, given in (("--profile", args.profile), ("--baseline", args.baseline)):
+        if given is not None:
+            raise ConfigError(f"{option} is the candidate gate's; the binary gate takes --examples")
+    if args.invariant:
+        raise ConfigError(
+            "--invariant is the candidate gate's; the binary gate runs binaries-agree"
+        )
+    if args.examples < 0:
+        raise ConfigError(f"--examples {args.examples}: give 0 or more")
     baseline = binary_for(args.baseline_binary)
     candidate = binary_for(args.candidate_binary)
     common = [m for m in baseline.machines if m in candidate.machines]
@@ -674,6 +683,11 @@ def _binary_gate(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{baseline.describe()} and {candidate.describe()} share no machine type there"
         )
+    drivers = None
+    if args.drivers is not None:
+        drivers = _drivers([d.strip() for d in args.drivers.split(",") if d.strip()])
+        if not drivers:
+            raise ConfigError(f"--drivers {args.drivers!r} names no device type")
     print(
         f"gate: {baseline.describe()} against {candidate.describe()} on pc-i440fx-"
         f"{machines[0]}..{machines[-1]}: every device type alone, then {args.examples} "
@@ -681,31 +695,55 @@ def _binary_gate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     started = time.perf_counter()
+    tty = sys.stderr.isatty()
 
-    def progress(driver: str, done: int, total: int) -> None:
-        msg = f"gate: {done}/{total} device types ({driver}), {time.perf_counter() - started:.0f}s"
-        if sys.stderr.isatty():
+    def progress(outcome: Any, done: int, total: int) -> None:
+        msg = (
+            f"gate: {done}/{total} device types ({outcome.task.device}: {outcome.status}), "
+            f"{time.perf_counter() - started:.0f}s"
+        )
+        if tty:
             _progress(msg)
         else:
             print(msg, file=sys.stderr)
 
     verdict = binary_gate(
-        baseline, candidate, machines, max_examples=args.examples, progress=progress
+        baseline,
+        candidate,
+        machines,
+        examples=args.examples,
+        drivers=drivers,
+        seed=args.seed,
+        workers=max(1, args.workers),
+        machines_spec=args.machines,
+        progress=progress,
     )
     _progress_done()
     if args.record:
         save_verdict(verdict, Path(args.record))
+    if args.format == "json":
+        _print_json(verdict.to_json())
+    else:
+        _print_binary_verdict(verdict)
+    if verdict.errors:
+        return ExitCode.INTERNAL_ERROR
+    return ExitCode.OK if verdict.passed else ExitCode.FAILED
+
+
+def _print_binary_verdict(verdict: Any) -> None:
     for note in verdict.newly_accepted:
         print(
             f"note: {note['driver']} on pc-i440fx-{note['machine']}: {note['what']} "
             "(no guest to keep; not a failure)"
         )
-    if verdict.passed:
-        print(f"gate: PASS ({verdict.examples} configs, no guest-visible difference)")
-        return ExitCode.OK
     for diff in verdict.differences:
-        print(f"FAIL {diff.get('driver')} on pc-i440fx-{diff.get('machine')}: {diff.get('what')}")
-        print("  minimal config: " + " ".join(f"-device {d}" for d in diff.get("config", [])))
-    kinds = len(verdict.differences)
-    print(f"gate: FAIL ({verdict.examples} configs, {kinds} device type(s) differ)")
-    return ExitCode.FAILED
+        print(f"FAIL {diff['driver']} on pc-i440fx-{diff['machine']}: {diff['what']}")
+        print("  minimal config: " + " ".join(f"-device {d}" for d in diff["config"]))
+        print(f"  reproduce: {diff['reproduce']}")
+    for error in verdict.errors:
+        print(f"ERROR {error['driver']}: no verdict ({error['status']}): {error['what']}")
+    state = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}[verdict.verdict]
+    print(
+        f"gate: {state} ({verdict.examples} configs, {len(verdict.differences)} device type(s) "
+        f"differ, {len(verdict.errors)} without a verdict)"
+    )

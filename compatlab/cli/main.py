@@ -151,7 +151,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.add_argument(
             "--drivers",
             metavar="D1,D2",
-            help="device types to check (default: the ones the candidate touches)",
+            help="device types to check (default: the ones the candidate touches; for two "
+            "binaries, every type both have)",
         )
         p.add_argument(
             "--invariant",
@@ -162,10 +163,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
         p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
         p.add_argument(
-            "-n", "--workers", type=int, default=1, metavar="N", help="processes for --candidate"
+            "-n", "--workers", type=int, default=1, metavar="N", help="processes to run tasks in"
         )
         p.add_argument("--profile", help="Hypothesis profile for --candidate (default: gate)")
-        p.add_argument("--seed", type=int, default=0, help="base seed of the candidate gate")
+        p.add_argument("--seed", type=int, default=0, help="base seed of the gate's search")
         p.add_argument("--format", choices=("text", "json"), default="text")
         p.add_argument("--baseline-binary", metavar="VERSION", help="e.g. 7.2")
         p.add_argument("--candidate-binary", metavar="VERSION", help="e.g. 10.0")

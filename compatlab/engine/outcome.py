@@ -45,6 +45,8 @@ class Outcome:
     note: str | None = None
     #: Where a new failure was promoted in the failure corpus.
     promoted: str | None = None
+    #: What the check saw but did not fail on (distinct details, first first).
+    notes: tuple[Failure, ...] = ()
 
     @property
     def reproduce(self) -> str:
@@ -79,7 +81,7 @@ class Outcome:
             profile=t.context.profile,
             failure=json.dumps(self.failure.to_json(), sort_keys=True) if self.failure else None,
             reproduce=self.reproduce,
-            note=self.note,
+            note=self.note or (self.notes[0].detail if self.notes else None),
         )
 
 

@@ -22,7 +22,15 @@ from compatlab.engine.corpus import explaining, load_findings, promote
 from compatlab.engine.outcome import Outcome, Status
 from compatlab.engine.tasks import CatalogueRef, Task, reproduce_command
 from compatlab.errors import CompatlabError
-from compatlab.invariants.registry import Case, Invariant, Scope, System, Violation, get
+from compatlab.invariants.registry import (
+    Case,
+    Failure,
+    Invariant,
+    Scope,
+    System,
+    Violation,
+    get,
+)
 from compatlab.versions import Version
 
 if TYPE_CHECKING:
@@ -31,6 +39,9 @@ if TYPE_CHECKING:
 
 
 _CANDIDATES: dict[CatalogueRef, CandidateCatalogue] = {}
+
+#: How many distinct notes an outcome keeps (each example may note one).
+MAX_NOTES = 8
 
 
 def candidate_of(ref: CatalogueRef, built: CandidateCatalogue | None = None) -> CandidateCatalogue:
@@ -101,16 +112,24 @@ def _qemu_binaries() -> tuple[tuple[str, tuple[Version, ...]], ...]:
     return tuple((b.release, tuple(b.machines)) for b in available_binaries())
 
 
-def _qemu_missing(name: str, machine: Version) -> str | None:
-    """Why a real-QEMU invariant cannot run on ``machine`` here, or None."""
+def _qemu_missing(task: Task, machine: Version) -> str | None:
+    """Why a real-QEMU task cannot run here (no binary offering ``machine``, or
+    not the ones it compares), or None."""
     binaries = _qemu_binaries()
+    have = ", ".join(release for release, _ in binaries) or "none"
+    hint = "run .ci/install-qemu or set COMPATLAB_QEMU"
+    oracles = task.context.oracles
+    if oracles is not None:
+        # A release is named by its version (10.0); binaries say 10.0.2.
+        found = {release.rsplit(".", 1)[0] if release.count(".") > 1 else release
+                 for release, _ in binaries}  # fmt: skip
+        lost = [b for b in (oracles.baseline, oracles.candidate) if b not in found]
+        if not lost:
+            return None
+        return f"{task.invariant} needs QEMU {' and '.join(lost)} (found: {have}); {hint}"
     if any(machine in machines for _, machines in binaries):
         return None
-    have = ", ".join(release for release, _ in binaries) or "none"
-    return (
-        f"{name} needs a QEMU binary offering {machine.machine_type} (found: {have}); "
-        "run .ci/install-qemu or set COMPATLAB_QEMU"
-    )
+    return f"{task.invariant} needs a QEMU binary offering {machine.machine_type} (found: {have}); {hint}"
 
 
 def _settings(task: Task) -> Any:
@@ -123,6 +142,8 @@ def _settings(task: Task) -> Any:
     profiles.load(task.context.profile)
     current = settings.default
     assert current is not None
+    if task.context.budget is not None:
+        current = settings(current, max_examples=task.context.budget)
     if current.database is not None and task.context.database is not None:
         current = settings(current, database=DirectoryBasedExampleDatabase(task.context.database))
     return current
@@ -136,7 +157,8 @@ def run_task(
 ) -> Outcome:
     """Run ``task`` and say how it went. ``excuse`` (for tests and callers with
     their own rule) accepts violations that do not count, on top of the task's own
-    ``excuse_inherited``; ``system`` replaces components under test."""
+    ``excuse_inherited``; ``system`` replaces components under test (its ``note``
+    is the engine's: the outcome keeps what the check noted)."""
     start = time.perf_counter()
     cat_ref = task.context.catalogue
     scope_cm: Any = nullcontext()
@@ -158,19 +180,27 @@ def _run(
     system: System | None,
     released: Version | None,
 ) -> Outcome:
-    from hypothesis import Phase, given, seed, settings
+    from hypothesis import Phase, example, given, seed, settings
 
     inv = get(task.invariant)
     versions = tuple(Version.parse(v) for v in task.versions)
     findings = load_findings(task.context.findings)
     examples = 0
     found: list[Case] = []
+    notes: dict[str, Failure] = {}
+
+    def note(failure: Failure) -> None:
+        if len(notes) < MAX_NOTES:
+            notes.setdefault(failure.detail, failure)
+
+    system = dataclasses.replace(system or System(), note=note)
 
     def done(status: Status, **kw: Any) -> Outcome:
-        return Outcome(task, status, examples, time.perf_counter() - start, **kw)
+        elapsed = time.perf_counter() - start
+        return Outcome(task, status, examples, elapsed, notes=tuple(notes.values()), **kw)
 
     if inv.needs_qemu:
-        missing = _qemu_missing(inv.name, versions[0])
+        missing = _qemu_missing(task, versions[0])
         if missing is not None:
             return done(Status.SKIP, note=missing)
 
@@ -179,9 +209,15 @@ def _run(
             return True
         return task.excuse_inherited and released is not None and inherited(inv, case, released)
 
-    strategy = inv.strategy(
-        versions, Scope(drivers=task.drivers, last_may_refuse=task.last_may_refuse)
+    oracles = task.context.oracles
+    scope = Scope(
+        drivers=task.drivers,
+        last_may_refuse=task.last_may_refuse,
+        binaries=None if oracles is None else (oracles.baseline, oracles.candidate),
+        machines=None if oracles is None else tuple(map(Version.parse, oracles.machines)),
     )
+    strategy = inv.strategy(versions, scope)
+    explicit = inv.examples(versions, scope) if inv.examples is not None else []
     base = _settings(task)
 
     def search(*, shrink: bool) -> None:
@@ -202,10 +238,11 @@ def _run(
         # One database key per task, not one for every task (they share this source).
         test._hypothesis_internal_add_digest = task.label.encode()  # type: ignore[attr-defined]
         phases = [p for p in base.phases if shrink or p != Phase.shrink]
+        searched = given(strategy)(test)
+        for case in reversed(explicit):  # the outermost @example runs first
+            searched = example(case)(searched)
         # Settings outside @seed: @seed alone drops the example database.
-        settings(base, phases=phases, report_multiple_bugs=False)(
-            seed(task.seed)(given(strategy)(test))
-        )()
+        settings(base, phases=phases, report_multiple_bugs=False)(seed(task.seed)(searched))()
 
     try:
         try:

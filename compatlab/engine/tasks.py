@@ -60,8 +60,8 @@ BUILTIN = CatalogueRef()
 
 @dataclass(frozen=True, slots=True)
 class Oracles:
-    """The real binaries a binary-gate task compares, as given (a release such as
-    ``10.0`` or a path), and the machine types its cases are drawn on."""
+    """The real binaries a binary-gate task compares, by release (``10.0``), and the
+    machine types its cases are drawn on."""
 
     baseline: str
     candidate: str

@@ -9,7 +9,8 @@ Two gates, one question:
 - :mod:`~compatlab.gate.explain`: for each failure, the property behind it and the
   history entry that would fix it;
 - :mod:`~compatlab.gate.binary`: two real QEMU binaries compared on the machine
-  types both offer, device type by device type.
+  types both offer, device type by device type, through the run engine too (the
+  ``binaries-agree`` invariant).
 
 Candidate files themselves (parse, apply, releases as candidates) are catalogue
 data and live in :mod:`compatlab.catalogue.candidate`, below the run engine,
@@ -19,9 +20,9 @@ which needs them to run a candidate's tasks anywhere.
 from __future__ import annotations
 
 from compatlab.gate.binary import (
-    Difference,
     GateVerdict,
     binary_gate,
+    binary_tasks,
     compare_records,
     save_verdict,
 )
@@ -51,6 +52,6 @@ __all__ = [
     "gate_tasks",
     "candidate_ref",
     "compare_records",
-    "Difference",
+    "binary_tasks",
     "save_verdict",
 ]

@@ -8,6 +8,7 @@ from compatlab.invariants.registry import (
     System,
     Violation,
     get,
+    in_suite,
     invariant,
     registered,
 )
@@ -15,6 +16,7 @@ from compatlab.invariants.registry import (
 __all__ = [
     "registered",
     "get",
+    "in_suite",
     "invariant",
     "Invariant",
     "Case",

@@ -37,6 +37,9 @@ class System:
     hints_of: Callable[..., Hints] = hints_of
     encode: Callable[[Hints], bytes] = encode
     decode: Callable[[bytes], Hints] = decode
+    #: Where a check reports what it saw but does not fail on (the binary gate:
+    #: a config only the older binary refuses); the engine keeps these notes.
+    note: Callable[[Failure], None] = lambda failure: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,9 @@ class Failure:
     actual: str | None = None
     config: tuple[str, ...] = ()
     driver: str | None = None
+    #: The machine type the case ran on, when it is not one of ``versions`` (two
+    #: real binaries compared on one machine type).
+    machine: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +80,7 @@ class Failure:
             "actual": self.actual,
             "config": list(self.config),
             "driver": self.driver,
+            "machine": self.machine,
         }
 
     @classmethod
@@ -89,6 +96,7 @@ class Failure:
             actual=data.get("actual"),
             config=tuple(data.get("config", ())),
             driver=data.get("driver"),
+            machine=data.get("machine"),
         )
 
 
@@ -102,6 +110,8 @@ class Violation(CheckFailure):
 
 Strategy = Callable[[tuple[Version, ...], "Scope"], st.SearchStrategy[Case]]
 Check = Callable[[Case, System], None]
+Examples = Callable[[tuple[Version, ...], "Scope"], list[Case]]
+"""Cases an invariant always tries first, before generated ones."""
 Destination = Callable[[Case, System], Mapping[str, Any]]
 """How an invariant loads the case on its upgraded version: the keyword arguments
 of ``realize``/``resolve`` there (``hints=…`` or ``defaults_at=…``), built with the
@@ -116,6 +126,10 @@ class Scope:
 
     drivers: tuple[str, ...] | None = None
     last_may_refuse: bool = False
+    #: The two real binaries a case compares (by release, e.g. ``10.0``), and
+    #: the machine types it is drawn on (the binary gate).
+    binaries: tuple[str, str] | None = None
+    machines: tuple[Version, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +141,10 @@ class Invariant:
     check: Check
     needs_qemu: bool = False
     destination: Destination | None = None
+    examples: Examples | None = None
+    #: Whether ``compatlab check`` runs it by default (the binary gate's invariant
+    #: needs two binaries to be named, so it is run by the gate only).
+    suite: bool = True
 
     def run(self, case: Case, system: System | None = None) -> None:
         self.check(case, system or System())
@@ -150,9 +168,12 @@ def invariant(
     strategy: Strategy,
     needs_qemu: bool = False,
     destination: Destination | None = None,
+    examples: Examples | None = None,
+    suite: bool = True,
 ) -> Callable[[Check], Check]:
     """Register ``check`` as invariant ``name``; ``destination`` says how it loads a
-    case on the upgraded version (see :meth:`Invariant.upgraded`)."""
+    case on the upgraded version (see :meth:`Invariant.upgraded`), ``examples``
+    which cases it tries first, and ``suite`` whether ``check`` runs it by default."""
 
     def register(check: Check) -> Check:
         if name in _REGISTRY:
@@ -160,27 +181,47 @@ def invariant(
         if arity not in (1, 2, 3):
             raise CatalogueError(f"invariant {name!r}: arity must be 1, 2 or 3")
         _REGISTRY[name] = Invariant(
-            name, statement, arity, strategy, check, needs_qemu, destination
+            name, statement, arity, strategy, check, needs_qemu, destination, examples, suite
         )
         return check
 
     return register
 
 
-def registered() -> Mapping[str, Invariant]:
-    """Every invariant, in registration order."""
-    from compatlab.invariants import checks  # noqa: F401  (registers the built-in set)
+def _every() -> Mapping[str, Invariant]:
+    # Importing the modules registers the built-in invariants.
+    from compatlab.invariants import binary, checks  # noqa: F401
 
-    return dict(_REGISTRY)
+    return _REGISTRY
+
+
+def registered() -> Mapping[str, Invariant]:
+    """The suite: every invariant ``check`` runs by default, in registration order."""
+    return {name: inv for name, inv in _every().items() if inv.suite}
 
 
 def get(name: str) -> Invariant:
+    """Any registered invariant, by name (the suite's and the gate's own)."""
     from compatlab.errors import ConfigError, did_you_mean
 
-    invariants = registered()
+    invariants = _every()
     if name not in invariants:
         raise ConfigError(f"unknown invariant {name!r}{did_you_mean(name, invariants)}")
     return invariants[name]
+
+
+def in_suite(name: str) -> Invariant:
+    """Invariant ``name``, which ``check`` may run (one outside the suite, such as the
+    binary gate's, is run by its own command)."""
+    from compatlab.errors import ConfigError
+
+    inv = get(name)
+    if not inv.suite:
+        raise ConfigError(
+            f"{inv.name} is the binary gate's invariant: run it with "
+            "compatlab gate --baseline-binary A --candidate-binary B"
+        )
+    return inv
 
 
 def fail(

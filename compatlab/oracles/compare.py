@@ -1,4 +1,5 @@
-"""Compare the reference model with what real QEMU did (``model-matches-qemu``).
+"""Compare the reference model with what real QEMU did (``model-matches-qemu``),
+and two real binaries with each other (:func:`compare_records`, the binary gate).
 
 A capture made by binary B on machine type ``pc-i440fx-M`` corresponds to the
 model on version B with defaults from version M (DESIGN.md §2: the machine type
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from compatlab.catalogue import Catalogue
 from compatlab.config import Config, parse_device_string
@@ -105,3 +107,38 @@ def check_record(
                 detail = byte_diff(bytes.fromhex(want), got)
                 return Verdict(False, f"{text}: after writing {label}: {detail}")
     return Verdict(True)
+
+
+def _first_diff(a: str, b: str) -> int:
+    return next(i for i in range(0, len(a), 2) if a[i : i + 2] != b[i : i + 2]) // 2
+
+
+def compare_records(base: CaptureRecord, cand: CaptureRecord) -> dict[str, Any] | None:
+    """The first guest-visible difference between two captures of one config, or None."""
+    common = {"machine": base.machine, "config": list(base.devices)}
+    if (base.error is None) != (cand.error is None):
+        refused, by = (base, "baseline") if base.error else (cand, "candidate")
+        return {**common, "what": f"only the {by} refuses: {refused.error}", "refused_by": by}
+    if base.config_space is None or cand.config_space is None:
+        return None
+    for n, (a, b) in enumerate(zip(base.config_space, cand.config_space, strict=True)):
+        if a != b:
+            off = _first_diff(a, b)
+            return {
+                **common,
+                "device": base.devices[n],
+                "offset": off,
+                "what": f"config byte {off:#04x}: {a[2 * off : 2 * off + 2]} vs {b[2 * off : 2 * off + 2]}",
+            }
+    for n, (pa, pb) in enumerate(zip(base.write_probe or (), cand.write_probe or (), strict=True)):
+        for label, a, b in (("all-ones", pa[0], pb[0]), ("zeros", pa[1], pb[1])):
+            if a != b:
+                off = _first_diff(a, b)
+                return {
+                    **common,
+                    "device": base.devices[n],
+                    "offset": off,
+                    "what": f"after the guest writes {label}, byte {off:#04x} reads "
+                    f"{a[2 * off : 2 * off + 2]} vs {b[2 * off : 2 * off + 2]}",
+                }
+    return None
