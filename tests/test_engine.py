@@ -152,6 +152,13 @@ def test_a_real_compat_bug_fails_and_a_known_one_is_marked(tmp_path: Path) -> No
     assert failed.failure.config == (
         "nvme,id=dev0,serial=deadbeef",
     )  # shrunk to the minimal config
+    # It carries the device's bytes on 10.0, to name the register without realizing.
+    from compatlab.report.registers import field_name
+
+    assert failed.failure.space_bytes is not None
+    assert field_name(0x88, failed.failure.space_bytes).startswith(
+        "capability area: PCI Express capability at "
+    )
     (saved,) = (tmp_path / "failures" / "upgrade-round-trip").glob("*.json")
     assert failed.promoted == str(saved)
     assert json.loads(saved.read_text())["reproduce"] == failed.reproduce

@@ -20,6 +20,9 @@ from compatlab.results import ResultRecord, append, write_meta
 from compatlab.versions import Version
 
 NVME = ("nvme,id=dev0,addr=04.0,serial=deadbeef", "usb-ehci,id=dev1,addr=08.0")
+# The failing device's bytes, as a check puts them in its failure (the report walks
+# their capability list; it realizes nothing itself).
+NVME_SPACE = realize(Config((parse_device_string(NVME[0]),)), Version(10, 0)).devices[0].space
 # A failure in the header (subsystem ID) and one in nvme's PCI Express capability.
 HEADER_FAILURE = Failure(
     "upgrade-round-trip",
@@ -42,6 +45,7 @@ CAP_FAILURE = Failure(
     actual="0f",
     config=NVME,
     driver="nvme",
+    space=NVME_SPACE.config.hex(),
 )
 
 
@@ -225,7 +229,7 @@ def test_field_names(offset: int, name: str) -> None:
 
 def test_field_names_walk_the_capability_list_of_the_bytes_given() -> None:
     """The capability holding a byte comes from the config space the caller passes."""
-    space = realize(Config((parse_device_string(NVME[0]),)), Version(10, 0)).devices[0].space
+    space = NVME_SPACE
     name = "capability area: PCI Express capability at 0x80 + 0x08"
     assert field_name(0x88, space) == name
     assert field_name(0x88, space.config) == name

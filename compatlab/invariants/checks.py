@@ -60,6 +60,7 @@ def _same_hardware(case: Case, name: str, expected: Any, actual: Any, what: str)
                 offset=offset,
                 expected=f"{getattr(exp.space, array)[offset]:02x}",
                 actual=f"{getattr(act.space, array)[offset]:02x}",
+                space=act.space.config,
             )
 
 
@@ -415,6 +416,7 @@ def migration_load_accepts(case: Case, system: System) -> None:
                     offset=i,
                     expected=f"{sp.config[i]:02x}",
                     actual=f"{sent[i]:02x}",
+                    space=sp.config,
                 )
 
 
@@ -517,6 +519,7 @@ def guest_write_equivalence(case: Case, system: System) -> None:
                 offset=offset,
                 expected=f"{a[offset]:02x}",
                 actual=f"{b[offset]:02x}",
+                space=d.space.config,
             )
 
 

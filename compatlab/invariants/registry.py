@@ -68,6 +68,16 @@ class Failure:
     #: The machine type the case ran on, when it is not one of ``versions`` (two
     #: real binaries compared on one machine type).
     machine: str | None = None
+    #: The failing device's config-space bytes (hex) where the failure is seen, so
+    #: that a report names the registers at ``offset`` without realizing anything.
+    space: str | None = None
+
+    @property
+    def space_bytes(self) -> bytes | None:
+        try:
+            return bytes.fromhex(self.space) if self.space else None
+        except ValueError:
+            return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +91,7 @@ class Failure:
             "config": list(self.config),
             "driver": self.driver,
             "machine": self.machine,
+            "space": self.space,
         }
 
     @classmethod
@@ -97,6 +108,7 @@ class Failure:
             config=tuple(data.get("config", ())),
             driver=data.get("driver"),
             machine=data.get("machine"),
+            space=data.get("space"),
         )
 
 
@@ -234,6 +246,7 @@ def fail(
     expected: str | None = None,
     actual: str | None = None,
     driver: str | None = None,
+    space: bytes | None = None,
 ) -> Violation:
     """A :class:`Violation` for ``case`` (raise it)."""
     return Violation(
@@ -247,5 +260,6 @@ def fail(
             actual=actual,
             config=tuple(case.config.device_strings()),
             driver=driver,
+            space=None if space is None else space.hex(),
         )
     )

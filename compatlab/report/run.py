@@ -9,14 +9,11 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from compatlab.catalogue import Catalogue, active_catalogue
-from compatlab.errors import CompatlabError, ConfigError, UnknownVersionError
+from compatlab.errors import ConfigError, UnknownVersionError
 from compatlab.invariants.registry import Failure
-from compatlab.pci import ConfigSpace
 from compatlab.results import ResultRecord, merge
 from compatlab.versions import Version
 
@@ -203,41 +200,10 @@ class FailureGroup:
         return str(self.record.get("reproduce") or "")
 
     @property
-    def space(self) -> ConfigSpace | None:
-        """The failing device's config space, to name the registers of the failure in."""
-        return failing_space(self.failure) if self.failure is not None else None
-
-
-def failing_space(failure: Failure) -> ConfigSpace | None:
-    """The config space of ``failure``'s device on its last version, or None when the
-    failure names no config or the config does not realize there.
-
-    A result record keeps the minimal config, not the device's bytes, so they are
-    rebuilt here, once per failure, with the catalogue in use.
-    """
-    if not failure.config or not failure.versions:
-        return None
-    return _space(failure.config, failure.versions[-1], failure.device, active_catalogue())
-
-
-@cache
-def _space(
-    config: tuple[str, ...], version: str, device: str | None, catalogue: Catalogue
-) -> ConfigSpace | None:
-    from compatlab.config import Config, parse_device_string
-    from compatlab.realize import realize
-
-    try:
-        realized = realize(
-            Config(tuple(parse_device_string(s) for s in config)), version, catalogue=catalogue
-        )
-    except (CompatlabError, ValueError):
-        return None
-    for rd in realized.devices:
-        if device is None or rd.device.id == device:
-            space: ConfigSpace = rd.space
-            return space
-    return None
+    def space(self) -> bytes | None:
+        """The failing device's config-space bytes, as the check saw them, to name the
+        registers of the failure in (None: the failure carries none)."""
+        return self.failure.space_bytes if self.failure is not None else None
 
 
 _VERSIONS_SHOWN = 8
