@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from compatlab.cli import main
-from compatlab.invariants import get, registered
 
 
 def test_check_cli_writes_the_table_and_exit_codes(
@@ -114,28 +113,6 @@ def test_bad_check_arguments_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("compatlab: error: ") and err.count("\n") == 1
     assert not any(tmp_path.iterdir())  # no run folder for a run that never started
-
-
-def test_every_design_invariant_is_registered() -> None:
-    # DESIGN.md §3's core set, and the machine-type view the release gate needs.
-    assert set(registered()) == {
-        "machine-type-upgrade",
-        "config-overrides-hints",
-        "no-hint-means-default",
-        "absent-device-hints-ignored",
-        "same-version-round-trip",
-        "upgrade-round-trip",
-        "upgrade-chain",
-        "hints-codec-round-trip",
-        "config-space-well-formed",
-        "migration-load-accepts",
-        "explicit-default-is-neutral",
-        "per-device-independence",
-        "guest-write-equivalence",
-        "model-matches-qemu",
-    }
-    # The binary gate's invariant is registered, but outside the suite.
-    assert get("binaries-agree").suite is False
 
 
 PINNED = Path(__file__).resolve().parent / "data" / "check-dev-seed1.csv"

@@ -78,6 +78,10 @@ def test_every_design_invariant_is_registered() -> None:
     assert not missing, f"DESIGN.md §3 invariants not registered: {missing}"
     for name in DESIGN_NAMES:
         assert names[name].statement.strip(), name
+    # The suite is DESIGN.md §3's set and the machine-type view the release gate
+    # needs; the binary gate's invariant is registered outside it.
+    assert set(names) == {*DESIGN_NAMES, "machine-type-upgrade"}
+    assert "binaries-agree" not in names and get("binaries-agree").suite is False
 
 
 @pytest.mark.parametrize(
