@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -293,8 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compatlab: {kind}: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
+        # As shells expect of a process that SIGINT stopped (128 + the signal).
         print("compatlab: interrupted", file=sys.stderr)
-        return ExitCode.FAILED
+        return 128 + signal.SIGINT
     except BrokenPipeError:
         return ExitCode.OK
     except Exception as exc:  # the contract: never a traceback, exit 3
