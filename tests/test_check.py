@@ -92,29 +92,6 @@ def test_strict_and_the_summary_agree_on_what_failed(
     )
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--invariant", "upgrade-round-trp", "--versions", "9.0,10.0"],
-        ["--profile", "nightlyy"],
-        ["--device", "e1001"],
-        ["--versions", "10.0..1.4"],
-        # vmxnet3 appeared after 1.4: the selection plans nothing at all.
-        ["--versions", "1.4", "--invariant", "same-version-round-trip", "--device", "vmxnet3"],
-        # The binary gate's own invariant needs two binaries named: gate runs it.
-        ["--invariant", "binaries-agree", "--versions", "7.2,10.0"],
-    ],
-    ids=["invariant", "profile", "device", "empty-range", "nothing-to-run", "gate-only"],
-)
-def test_bad_check_arguments_exit_2(
-    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["check", *args, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("compatlab: error: ") and err.count("\n") == 1
-    assert not any(tmp_path.iterdir())  # no run folder for a run that never started
-
-
 PINNED = Path(__file__).resolve().parent / "data" / "check-dev-seed1.csv"
 
 

@@ -294,19 +294,6 @@ def test_cli_report_writes_into_the_run(tmp_path: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["report", "{tmp}/missing"], ["report", "--history", "{tmp}/missing"], ["report", "{tmp}"]],
-    ids=["missing-run", "missing-history", "not-a-run"],
-)
-def test_cli_bad_folder_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
-) -> None:
-    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("compatlab: error: ") and err.count("\n") == 1
-
-
 def test_a_torn_or_damaged_line_loses_that_line_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,37 @@ def _progress_done() -> None:
 
 def _warn(message: str) -> None:
     print(f"compatlab: warning: {message}", file=sys.stderr)
+
+
+def _writable(option: str, path: str | Path, *, folder: bool = True) -> Path:
+    """``path``, which the command will write (a folder, or a file): refused before
+    any work starts when it cannot be."""
+    why = paths.unwritable(path, folder=folder)
+    if why is not None:
+        raise ConfigError(f"{option} {path}: {why}")
+    return Path(path)
+
+
+def _place(option: str, explicit: str | None, variable: str) -> str:
+    """How the user named a place: its option, its environment variable, or neither."""
+    if explicit:
+        return option
+    return f"{option} (${variable})" if os.environ.get(variable) else f"{option} (default)"
+
+
+def _workers(n: int) -> int:
+    """``-n``, at most the engine's :func:`~compatlab.engine.execute.worker_limit`
+    (with a warning): more processes only compete for the CPUs."""
+    from compatlab.engine.execute import WORKERS_PER_CPU, usable_cpus, worker_limit
+
+    limit = worker_limit()
+    if n > limit:
+        _warn(
+            f"-n {n}: {usable_cpus()} usable CPUs take at most {limit} worker processes "
+            f"({WORKERS_PER_CPU} each); using {limit}"
+        )
+        return limit
+    return n
 
 
 # -- realize ------------------------------------------------------------------
@@ -134,6 +166,7 @@ def cmd_hints(args: argparse.Namespace) -> int:
     from compatlab.resolve import dump_hints
 
     if args.hints_command == "dump":
+        _writable("-o", args.output, folder=False)
         config = build_config(args.config, args.device)
         if not config.devices:
             raise ConfigError("no devices: give --config FILE or --device SPEC")
@@ -176,7 +209,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     cat = builtin_catalogue()
     version = _version(args.version)
-    if args.driver:
+    if args.driver is not None:
         cat.device(args.driver, version)
         props = cat.properties(args.driver, version)
         rows = [
@@ -238,6 +271,7 @@ def _qemu_capture(args: argparse.Namespace) -> int:
     from compatlab.oracles.qemu import binary_for
     from compatlab.oracles.sweep import sweep, uniquify_links
 
+    _writable("-o", args.output, folder=False)
     binary = binary_for(args.binary)
     machines = [known_version(m) for m in args.machine] or list(binary.machines)
     for m in machines:
@@ -382,13 +416,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     profile = profiles.choose(args.profile)
     names = tuple(dict.fromkeys(in_suite(n).name for n in args.invariant)) or tuple(registered())
-    versions = version_range(args.versions) if args.versions else ALL_VERSIONS
+    versions = version_range(args.versions) if args.versions is not None else ALL_VERSIONS
     if not versions:
         raise ConfigError(f"--versions {args.versions}: selects no version")
     devices = _drivers(args.device)
-    workers = max(1, args.workers)
-    runs = paths.runs_dir(args.out)
-    failures = paths.failures_dir(args.failures_dir)
+    workers = _workers(args.workers)
+    runs = _writable(_place("--out", args.out, paths.RUNS_ENV), paths.runs_dir(args.out))
+    failures = _writable(
+        _place("--failures-dir", args.failures_dir, paths.FAILURES_ENV),
+        paths.failures_dir(args.failures_dir),
+    )
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     run_id = new_run_id(seed)
     findings = paths.findings_file()
@@ -546,15 +583,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from compatlab.report import Report, default_run, load_run, write_history
     from compatlab.report.writers import write_all
 
-    out = Path(args.out) if args.out else None
-    if args.history:
+    out = _writable("--out", args.out) if args.out is not None else None
+    if args.history is not None:
         if args.run_dirs:
             raise ConfigError("give either RUN_DIR... or --history DIR, not both")
         history = Path(args.history)
+        if out is None and history.is_dir():
+            _writable("--history", history)
         for path in write_history(history, out):
             print(path)
         return ExitCode.OK
     run_dirs = [Path(d) for d in args.run_dirs] or [default_run(paths.runs_dir())]
+    if out is None:
+        for run_dir in run_dirs:
+            if run_dir.is_dir():
+                _writable("RUN_DIR (the report is written into it; --out says elsewhere)", run_dir)
     for run_dir in run_dirs:
         run = load_run(run_dir)
         for line in run.warnings:
@@ -571,6 +614,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    if args.record is not None:
+        _writable("--record", args.record, folder=False)
+    args.workers = _workers(args.workers)
     binaries = args.baseline_binary is not None or args.candidate_binary is not None
     if args.candidate is not None or args.release is not None:
         if binaries or (args.candidate is not None and args.release is not None):
@@ -701,8 +747,6 @@ def _binary_gate(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--invariant is the candidate gate's; the binary gate runs binaries-agree"
         )
-    if args.examples < 0:
-        raise ConfigError(f"--examples {args.examples}: give 0 or more")
     baseline = binary_for(args.baseline_binary)
     candidate = binary_for(args.candidate_binary)
     common = [m for m in baseline.machines if m in candidate.machines]
