@@ -239,3 +239,33 @@ def test_a_worker_without_a_death_signal_watches_its_parent(tmp_path: Path) -> N
     finally:
         if _running({orphan}):
             os.kill(orphan, signal.SIGKILL)
+
+
+def test_a_second_signal_ends_the_process_at_once() -> None:
+    """The first SIGTERM stops the run (raised while armed, remembered after); the
+    next ends the process as SIGTERM does by default; an ignored SIGINT stays ignored."""
+    script = (
+        "import os, signal, time\n"
+        "from compatlab.engine.session import Interrupted, _StopOnSignals\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "stop = _StopOnSignals()\n"
+        "with stop:\n"
+        "    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n"
+        "    except Interrupted as exc:\n"
+        "        print('stopped by', exc.signum, 'remembered', stop.received, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "    print('survived', flush=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout == f"stopped by {signal.SIGTERM} remembered {signal.SIGTERM}\n"
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
