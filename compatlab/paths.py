@@ -107,3 +107,29 @@ def failures_dir(
     """The failure corpus: ``explicit``, else ``$COMPATLAB_FAILURES_DIR``, else
     ``corpora/failures`` under the working directory."""
     return _resolve(explicit, FAILURES_ENV, DEFAULT_FAILURES_DIR, environ)
+
+
+def unwritable(path: str | os.PathLike[str], *, folder: bool = True) -> str | None:
+    """Why compatlab could not write ``path`` — a folder it creates if need be, or
+    with ``folder=False`` a file it creates or replaces — or None when it can.
+
+    Only looks, and creates nothing: a command checks its output places this way
+    before any work starts, so that a run never ends unable to keep its results.
+    """
+    p = Path(os.path.abspath(path))
+    try:
+        if p.exists():
+            if p.is_dir() != folder:
+                return "is a folder, not a file" if p.is_dir() else "is not a folder"
+            mode = os.W_OK | (os.X_OK if folder else 0)
+            return None if os.access(p, mode) else "is not writable"
+        parent = p.parent
+        while not parent.exists() and not parent.is_symlink():
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"{parent} is not a folder"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot be created: {parent} is not writable"
+    except OSError as exc:
+        return f"cannot be checked: {exc.strerror or exc}"
+    return None

@@ -92,29 +92,6 @@ def test_strict_and_the_summary_agree_on_what_failed(
     )
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--invariant", "upgrade-round-trp", "--versions", "9.0,10.0"],
-        ["--profile", "nightlyy"],
-        ["--device", "e1001"],
-        ["--versions", "10.0..1.4"],
-        # vmxnet3 appeared after 1.4: the selection plans nothing at all.
-        ["--versions", "1.4", "--invariant", "same-version-round-trip", "--device", "vmxnet3"],
-        # The binary gate's own invariant needs two binaries named: gate runs it.
-        ["--invariant", "binaries-agree", "--versions", "7.2,10.0"],
-    ],
-    ids=["invariant", "profile", "device", "empty-range", "nothing-to-run", "gate-only"],
-)
-def test_bad_check_arguments_exit_2(
-    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["check", *args, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("compatlab: error: ") and err.count("\n") == 1
-    assert not any(tmp_path.iterdir())  # no run folder for a run that never started
-
-
 PINNED = Path(__file__).resolve().parent / "data" / "check-dev-seed1.csv"
 
 
@@ -136,3 +113,24 @@ def test_the_results_table_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyP
     got = table[list(pinned.columns)].sort_values(order).reset_index(drop=True)
     want = pinned.sort_values(order).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_the_same_seed_gives_the_same_table_twice_with_two_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers finish in any order; the table (timings aside) is the seed's alone."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COMPATLAB_FAILURES_DIR", str(tmp_path / "failures"))
+    args = ["check", "--profile", "dev", "--seed", "11", "--versions", "7.2,9.0,10.0",
+            "--invariant", "upgrade-round-trip", "--invariant", "upgrade-chain",
+            "--invariant", "same-version-round-trip", "--device", "e1000", "--device", "nvme",
+            "-n", "2", "--no-report", "--no-replay"]  # fmt: skip
+    tables = []
+    for n in range(2):
+        assert main([*args, "--out", str(tmp_path / f"runs{n}")]) == 0
+        (run_dir,) = (tmp_path / f"runs{n}").iterdir()
+        assert json.loads((run_dir / "meta.json").read_text())["workers"] == 2
+        table = pd.read_parquet(run_dir / "results.parquet").drop(columns=["run_id", "seconds"])
+        tables.append(table.sort_values(["invariant", "versions", "device"]).reset_index(drop=True))
+    assert set(tables[0].status) == {"pass", "known"}  # the nvme finding, in the failure column
+    pd.testing.assert_frame_equal(tables[0], tables[1])

@@ -257,3 +257,62 @@ def test_records_of_a_killed_run_are_kept(tmp_path: Path) -> None:
         fh.write('{"run_id": "torn')  # the process died mid-line
     assert list(read_records(tmp_path)) == [record]
     assert ResultRecord.from_json(record.to_json()) == record
+
+
+def test_a_pool_never_has_more_workers_than_tasks_or_cpus_allow() -> None:
+    from compatlab.engine.execute import pool_size, worker_limit
+
+    assert pool_size(8, 3) == 3
+    assert pool_size(10_000, 10**6) == worker_limit() >= 2
+    assert pool_size(0, 5) == pool_size(1, 5) == 1  # here, in this process
+    assert pool_size(4, 0) == 1
+
+
+def _workers_of(pid: int) -> set[int]:
+    """The pool workers (spawned interpreters) among the children of ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == pid and state != "Z" and b"spawn_main" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_closing_execute_early_ends_its_workers_at_once(tmp_path: Path) -> None:
+    """What the gate's --fail-fast does: the tasks not started are cancelled, the
+    running ones terminated, no worker is left and no record written after."""
+    import os
+
+    from compatlab.engine.execute import execute
+
+    tasks = plan(_request("same-version-round-trip", versions=ALL_VERSIONS))
+    outcomes = execute(tasks, workers=2, run_dir=tmp_path)
+    first = next(outcomes)
+    workers = _workers_of(os.getpid())
+    assert len(workers) == 2  # never more than asked, and both started
+    outcomes.close()
+    assert not _workers_of(os.getpid()) & workers
+    written = sorted(read_records(tmp_path), key=lambda r: r.versions)
+    assert first.record() in written and len(written) < len(tasks)
+    assert {int(f.stem.removeprefix("records-")) for f in tmp_path.iterdir()} <= workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_execute_starts_no_more_workers_than_tasks(tmp_path: Path) -> None:
+    import os
+
+    from compatlab.engine.execute import execute
+
+    tasks = plan(_request("same-version-round-trip", versions=(V("9.0"), V("10.0"))))
+    seen: set[int] = set()
+    for outcome in execute(tasks, workers=8, run_dir=tmp_path):
+        seen |= _workers_of(os.getpid())
+        assert outcome.status is Status.PASS
+    assert 1 <= len(seen) <= len(tasks) == 2
+    assert len(list(read_records(tmp_path))) == 2

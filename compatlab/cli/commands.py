@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,41 @@ def _progress(msg: str) -> None:
 def _progress_done() -> None:
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+
+
+def _warn(message: str) -> None:
+    print(f"compatlab: warning: {message}", file=sys.stderr)
+
+
+def _writable(option: str, path: str | Path, *, folder: bool = True) -> Path:
+    """``path``, which the command will write (a folder, or a file): refused before
+    any work starts when it cannot be."""
+    why = paths.unwritable(path, folder=folder)
+    if why is not None:
+        raise ConfigError(f"{option} {path}: {why}")
+    return Path(path)
+
+
+def _place(option: str, explicit: str | None, variable: str) -> str:
+    """How the user named a place: its option, its environment variable, or neither."""
+    if explicit:
+        return option
+    return f"{option} (${variable})" if os.environ.get(variable) else f"{option} (default)"
+
+
+def _workers(n: int) -> int:
+    """``-n``, at most the engine's :func:`~compatlab.engine.execute.worker_limit`
+    (with a warning): more processes only compete for the CPUs."""
+    from compatlab.engine.execute import WORKERS_PER_CPU, usable_cpus, worker_limit
+
+    limit = worker_limit()
+    if n > limit:
+        _warn(
+            f"-n {n}: {usable_cpus()} usable CPUs take at most {limit} worker processes "
+            f"({WORKERS_PER_CPU} each); using {limit}"
+        )
+        return limit
+    return n
 
 
 # -- realize ------------------------------------------------------------------
@@ -130,6 +166,7 @@ def cmd_hints(args: argparse.Namespace) -> int:
     from compatlab.resolve import dump_hints
 
     if args.hints_command == "dump":
+        _writable("-o", args.output, folder=False)
         config = build_config(args.config, args.device)
         if not config.devices:
             raise ConfigError("no devices: give --config FILE or --device SPEC")
@@ -172,7 +209,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     cat = builtin_catalogue()
     version = _version(args.version)
-    if args.driver:
+    if args.driver is not None:
         cat.device(args.driver, version)
         props = cat.properties(args.driver, version)
         rows = [
@@ -234,6 +271,7 @@ def _qemu_capture(args: argparse.Namespace) -> int:
     from compatlab.oracles.qemu import binary_for
     from compatlab.oracles.sweep import sweep, uniquify_links
 
+    _writable("-o", args.output, folder=False)
     binary = binary_for(args.binary)
     machines = [known_version(m) for m in args.machine] or list(binary.machines)
     for m in machines:
@@ -371,25 +409,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     import random
 
     from compatlab import profiles
-    from compatlab.engine.session import new_run_id, run_check
+    from compatlab.engine.session import new_run_id, run_check, signal_name
     from compatlab.engine.tasks import Context, Request
     from compatlab.invariants import in_suite, registered
     from compatlab.versions import version_range
 
     profile = profiles.choose(args.profile)
     names = tuple(dict.fromkeys(in_suite(n).name for n in args.invariant)) or tuple(registered())
-    versions = version_range(args.versions) if args.versions else ALL_VERSIONS
+    versions = version_range(args.versions) if args.versions is not None else ALL_VERSIONS
     if not versions:
         raise ConfigError(f"--versions {args.versions}: selects no version")
     devices = _drivers(args.device)
+    workers = _workers(args.workers)
+    runs = _writable(_place("--out", args.out, paths.RUNS_ENV), paths.runs_dir(args.out))
+    failures = _writable(
+        _place("--failures-dir", args.failures_dir, paths.FAILURES_ENV),
+        paths.failures_dir(args.failures_dir),
+    )
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     run_id = new_run_id(seed)
     findings = paths.findings_file()
     if not findings.is_file():
-        print(
-            f"compatlab: warning: no {findings}: known findings are not used "
-            f"(${paths.CORPORA_ENV} names the data folder)",
-            file=sys.stderr,
+        _warn(
+            f"no {findings}: known findings are not used "
+            f"(${paths.CORPORA_ENV} names the data folder)"
         )
     request = Request(
         invariants=names,
@@ -398,13 +441,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             profile=profile,
             seed=seed,
             findings=str(findings.resolve()),
-            failures_dir=str(paths.failures_dir(args.failures_dir).resolve()),
+            failures_dir=str(failures.resolve()),
             database=str(Path(profiles.DATABASE_DIR).resolve()),
             run_id=run_id,
         ),
         devices=devices or (None,),
     )
-    workers = max(1, args.workers)
     progress = _Progress("check")
 
     def replayed(replays: list[Any]) -> None:
@@ -418,9 +460,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  still failing: {r.path} ({r.invariant}): {r.detail}", file=sys.stderr)
 
     def started(run: Any) -> None:
+        n = run.workers
         print(
             f"check: {len(run.tasks)} runs ({len(names)} invariants, {len(versions)} versions, "
-            f"profile {profile}, seed {seed}, {workers} worker{'s' if workers > 1 else ''})",
+            f"profile {profile}, seed {seed}, {n} worker{'s' if n > 1 else ''})",
             file=sys.stderr,
         )
 
@@ -430,7 +473,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         run = run_check(
             request,
-            paths.runs_dir(args.out) / run_id,
+            runs / run_id,
             workers=workers,
             replay=not args.no_replay,
             on_replays=replayed,
@@ -439,6 +482,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     finally:
         _progress_done()
+    for line in run.skipped:
+        _warn(line)
     _print_check_summary(run, strict=args.strict)
     print(f"results: {run.run_dir}/results.parquet ({run.table_rows} rows)", file=sys.stderr)
     if not args.no_report:
@@ -447,6 +492,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         written = write_report(run.run_dir)
         html = next((p for p in written if p.name == "report.html"), None)
         print(f"report: {html or run.run_dir}", file=sys.stderr)
+    if run.interrupted:
+        assert run.signal is not None
+        print(
+            f"compatlab: interrupted by {signal_name(run.signal)}: {run.table_rows} of "
+            f"{len(run.tasks)} runs done (the run folder holds them)",
+            file=sys.stderr,
+        )
+        return 128 + run.signal  # as shells expect of a process a signal stopped
     return ExitCode.FAILED if run.failing(strict=args.strict) else ExitCode.OK
 
 
@@ -471,10 +524,13 @@ class _Progress:
 
 def _print_check_summary(run: Any, *, strict: bool) -> None:
     from compatlab.engine.outcome import Status
+    from compatlab.engine.session import signal_name
     from compatlab.results import summarize
 
-    records = [o.record() for o in run.outcomes]
-    counts = summarize(records)
+    # Counted from the records the run folder holds (an interrupted run's workers may
+    # have finished more than the controller received), in the order planned.
+    found = summarize(run.records)
+    counts = {n: found[n] for n in run.request.invariants if n in found}
     print(
         f"{'invariant':<30} {'runs':>6} {'pass':>6} {'fail':>6} {'known':>6} {'skip':>5} {'error':>6} {'examples':>9}"
     )
@@ -486,9 +542,11 @@ def _print_check_summary(run: Any, *, strict: bool) -> None:
         )
     elapsed = run.seconds
     rate = run.examples / elapsed if elapsed else 0.0
-    done = "" if run.complete else f" of {len(run.tasks)} planned (interrupted)"
+    done = "" if run.complete else f" of {len(run.tasks)} planned"
+    if run.interrupted:
+        done += f" (INCOMPLETE: interrupted by {signal_name(run.signal)})"
     print(
-        f"{len(run.outcomes)} runs{done}, {run.examples} examples in {elapsed:.1f}s "
+        f"{run.table_rows} runs{done}, {run.examples} examples in {elapsed:.1f}s "
         f"({rate:.0f} examples/s)"
     )
     known: dict[str, list[Any]] = {}
@@ -522,19 +580,32 @@ def _print_check_summary(run: Any, *, strict: bool) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from compatlab.report import default_run, write_history, write_report
+    from compatlab.report import Report, default_run, load_run, write_history
+    from compatlab.report.writers import write_all
 
-    out = Path(args.out) if args.out else None
-    if args.history:
+    out = _writable("--out", args.out) if args.out is not None else None
+    if args.history is not None:
         if args.run_dirs:
             raise ConfigError("give either RUN_DIR... or --history DIR, not both")
-        for path in write_history(Path(args.history), out):
+        history = Path(args.history)
+        if out is None and history.is_dir():
+            _writable("--history", history)
+        for path in write_history(history, out):
             print(path)
         return ExitCode.OK
     run_dirs = [Path(d) for d in args.run_dirs] or [default_run(paths.runs_dir())]
+    if out is None:
+        for run_dir in run_dirs:
+            if run_dir.is_dir():
+                _writable("RUN_DIR (the report is written into it; --out says elsewhere)", run_dir)
     for run_dir in run_dirs:
+        run = load_run(run_dir)
+        for line in run.warnings:
+            _warn(line)
+        if run.incomplete is not None:
+            print(f"compatlab: {run_dir}: incomplete run: {run.incomplete}", file=sys.stderr)
         target = out / run_dir.name if out is not None and len(run_dirs) > 1 else out
-        for path in write_report(run_dir, target):
+        for path in write_all(Report(run), target if target is not None else run_dir):
             print(path)
     return ExitCode.OK
 
@@ -543,6 +614,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    if args.record is not None:
+        _writable("--record", args.record, folder=False)
+    args.workers = _workers(args.workers)
     binaries = args.baseline_binary is not None or args.candidate_binary is not None
     if args.candidate is not None or args.release is not None:
         if binaries or (args.candidate is not None and args.release is not None):
@@ -673,8 +747,6 @@ def _binary_gate(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--invariant is the candidate gate's; the binary gate runs binaries-agree"
         )
-    if args.examples < 0:
-        raise ConfigError(f"--examples {args.examples}: give 0 or more")
     baseline = binary_for(args.baseline_binary)
     candidate = binary_for(args.candidate_binary)
     common = [m for m in baseline.machines if m in candidate.machines]

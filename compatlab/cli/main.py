@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from compatlab.errors import CompatlabError, ExitCode, OracleError
 
@@ -21,6 +22,71 @@ class _Parser(argparse.ArgumentParser):
 
 class _UsageError(Exception):
     pass
+
+
+# -- option values checked as they are parsed (before any work starts) ----------------
+
+
+def _count(minimum: int, fix: str) -> Callable[[str], int]:
+    """A whole number of at least ``minimum`` (``fix`` says what to give instead)."""
+
+    def count(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{n}: {fix}")
+        return n
+
+    return count
+
+
+def _name(what: str) -> Callable[[str], str]:
+    """A name that is not empty."""
+
+    def name(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{text!r} names no {what}")
+        return text
+
+    return name
+
+
+def _names(what: str) -> Callable[[str], str]:
+    """A comma-separated list that names at least one thing."""
+
+    def names(text: str) -> str:
+        if not any(part.strip() for part in text.split(",")):
+            raise argparse.ArgumentTypeError(f"{text!r} names no {what}")
+        return text
+
+    return names
+
+
+def _span(text: str) -> str:
+    """Versions as ``A..B`` (either end may be left out) or ``A,B,C``: not empty, and
+    a range not reversed. Whether the versions exist is the command's to say."""
+    from compatlab.errors import UnknownVersionError
+    from compatlab.versions import Version
+
+    if ".." in text:
+        low, _, high = (part.strip() for part in text.partition(".."))
+        try:
+            reversed_ = bool(low and high) and Version.parse(high) < Version.parse(low)
+        except UnknownVersionError:
+            return text
+        if reversed_:
+            raise argparse.ArgumentTypeError(
+                f"{text} is a reversed range (selects no version): did you mean {high}..{low}?"
+            )
+    elif not any(part.strip() for part in text.split(",")):
+        raise argparse.ArgumentTypeError(f"{text!r} names no version")
+    return text
+
+
+_WORKERS = _count(1, "give 1 or more worker processes (1 runs the tasks in this process)")
+_DEVICE = _name("device type")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -70,16 +136,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--profile",
+            type=_name("profile"),
             help="Hypothesis profile: dev, ci, nightly, gate, fuzz "
             "(default: $HYPOTHESIS_PROFILE, else dev)",
         )
         p.add_argument(
-            "--versions", metavar="A..B", help="versions to cover (A..B or A,B,C; default all)"
+            "--versions",
+            type=_span,
+            metavar="A..B",
+            help="versions to cover (A..B or A,B,C; default all)",
         )
         p.add_argument(
             "--invariant",
             action="append",
             default=[],
+            type=_name("invariant"),
             metavar="NAME",
             help="run only this invariant (repeatable)",
         )
@@ -87,10 +158,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "--device",
             action="append",
             default=[],
+            type=_DEVICE,
             metavar="DRIVER",
             help="one record per device type instead of mixed configs (repeatable)",
         )
-        p.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="worker processes")
+        p.add_argument(
+            "-n",
+            "--workers",
+            type=_WORKERS,
+            default=1,
+            metavar="N",
+            help="worker processes (1: run here; at most 2 per usable CPU)",
+        )
         p.add_argument("--seed", type=int, help="base seed (default: random; printed)")
         p.add_argument(
             "--out",
@@ -123,9 +202,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             help="run folders (default: the latest under $COMPATLAB_RUNS_DIR, else ./reports/runs)",
         )
         p.add_argument(
-            "--history", metavar="DIR", help="compare the runs in DIR over time (history.html)"
+            "--history",
+            type=_name("folder"),
+            metavar="DIR",
+            help="compare the runs in DIR over time (history.html)",
         )
-        p.add_argument("--out", metavar="DIR", help="write here instead of into each run folder")
+        p.add_argument(
+            "--out",
+            type=_name("folder"),
+            metavar="DIR",
+            help="write here instead of into each run folder",
+        )
 
     if only in (None, "gate"):
         p = sub.add_parser(
@@ -145,11 +232,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--baseline",
+            type=_span,
             metavar="VERSIONS",
             help="older versions to upgrade from: A..B or A,B,C (default: every one)",
         )
         p.add_argument(
             "--drivers",
+            type=_names("device type"),
             metavar="D1,D2",
             help="device types to check (default: the ones the candidate touches; for two "
             "binaries, every type both have)",
@@ -159,21 +248,33 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             metavar="NAME",
             action="append",
             default=[],
+            type=_name("invariant"),
             help="run only this gate invariant (repeatable; default: all the gate runs)",
         )
         p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
         p.add_argument(
-            "-n", "--workers", type=int, default=1, metavar="N", help="processes to run tasks in"
+            "-n",
+            "--workers",
+            type=_WORKERS,
+            default=1,
+            metavar="N",
+            help="processes to run tasks in",
         )
-        p.add_argument("--profile", help="Hypothesis profile for --candidate (default: gate)")
+        p.add_argument(
+            "--profile",
+            type=_name("profile"),
+            help="Hypothesis profile for --candidate (default: gate)",
+        )
         p.add_argument("--seed", type=int, default=0, help="base seed of the gate's search")
         p.add_argument("--format", choices=("text", "json"), default="text")
         p.add_argument("--baseline-binary", metavar="VERSION", help="e.g. 7.2")
         p.add_argument("--candidate-binary", metavar="VERSION", help="e.g. 10.0")
-        p.add_argument("--machines", metavar="A..B", help="machine types (default: all both offer)")
+        p.add_argument(
+            "--machines", type=_span, metavar="A..B", help="machine types (default: all both offer)"
+        )
         p.add_argument(
             "--examples",
-            type=int,
+            type=_count(0, "give 0 or more generated configs"),
             default=2,
             metavar="N",
             help="generated configs per device type, after each type alone (binary gate)",
@@ -198,7 +299,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only in (None, "devices"):
         p = sub.add_parser("devices", help="list device types and their properties")
         p.add_argument("--version", help="emulator version (default: the newest)")
-        p.add_argument("driver", nargs="?", help="show one device's properties")
+        p.add_argument("driver", nargs="?", type=_DEVICE, help="show one device's properties")
         p.add_argument("--format", choices=("text", "json"), default="text")
 
     if only in (None, "qemu"):
@@ -222,6 +323,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "--sweep",
             action="append",
             default=[],
+            type=_DEVICE,
             metavar="DRIVER",
             help="capture the standard sweep of this device (repeatable; 'all' for every device)",
         )
@@ -240,7 +342,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "paths", nargs="*", help="corpus files or folders (default: the built-in captures)"
         )
         p.add_argument(
-            "--show", type=int, default=10, metavar="N", help="show at most N disagreements"
+            "--show",
+            type=_count(0, "give 0 or more"),
+            default=10,
+            metavar="N",
+            help="show at most N disagreements",
         )
         p.add_argument(
             "--via-hints",
@@ -251,7 +357,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p = qsub.add_parser(
             "discover", help="find which properties of a device change config space"
         )
-        p.add_argument("driver")
+        p.add_argument("driver", type=_DEVICE)
         p.add_argument(
             "--base",
             metavar="SPEC",
@@ -293,8 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compatlab: {kind}: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
+        # As shells expect of a process that SIGINT stopped (128 + the signal).
         print("compatlab: interrupted", file=sys.stderr)
-        return ExitCode.FAILED
+        return 128 + signal.SIGINT
     except BrokenPipeError:
         return ExitCode.OK
     except Exception as exc:  # the contract: never a traceback, exit 3

@@ -60,8 +60,8 @@ def _meta(report: Report) -> str:
         ("examples", f"{run.examples:,} ({run.throughput:,.0f} examples/s)"),
         ("records", f"{report.records:,}"),
     ]
-    if meta.get("runs_planned") and meta.get("runs_done") != meta.get("runs_planned"):
-        rows.append(("incomplete", f"{meta.get('runs_done')} of {meta['runs_planned']} runs done"))
+    if run.incomplete is not None:
+        rows.append(("incomplete", _e(run.incomplete)))
     if meta.get("corpus_replayed"):
         still = meta.get("corpus_still_failing") or []
         rows.append(
@@ -216,11 +216,17 @@ def _known(report: Report) -> str:
 
 
 def verdict(report: Report) -> tuple[str, str]:
+    """(CSS class, headline); an incomplete run never says that all invariants hold."""
     c = report.counts
+    incomplete = report.run.incomplete
+    failed = f"{c['fail']:,} failed, {c['error']:,} errors of {report.records:,} runs"
+    if incomplete is not None:
+        found = f"no invariant failed in the {report.records:,} runs done" if report.ok else failed
+        return "bad", f"INCOMPLETE run ({incomplete}); {found}"
     if report.ok:
         known = f", {c['known']} known findings" if c["known"] else ""
         return "ok", f"all invariants hold ({c['pass']:,} passed{known})"
-    return "bad", f"{c['fail']:,} failed, {c['error']:,} errors of {report.records:,} runs"
+    return "bad", failed
 
 
 @writer("report.html")

@@ -14,7 +14,14 @@ from typing import Any
 
 from compatlab.errors import ConfigError, UnknownVersionError
 from compatlab.invariants.registry import Failure
-from compatlab.results import ResultRecord, merge
+from compatlab.results import (
+    MAX_RUN_FILE_BYTES,
+    ResultRecord,
+    is_run_dir,
+    read_records,
+    record_files,
+    table_of,
+)
 from compatlab.versions import Version
 
 # Worst first: what a cell shows when several runs fall into it.
@@ -31,6 +38,8 @@ class Run:
     path: Path
     meta: dict[str, Any]
     table: Any  # pandas.DataFrame with the columns of ResultRecord
+    #: What could not be read and was left out (``file:line: why``).
+    warnings: tuple[str, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -49,18 +58,40 @@ class Run:
         """Examples per second of wall time (0 when the run took no time)."""
         return self.examples / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def incomplete(self) -> str | None:
+        """Why this run holds less than it planned, in a few words (None: it finished)."""
+        meta = self.meta
+        if meta.get(RECONSTRUCTED):
+            return (
+                f"no readable meta.json: the run was killed or is still running; "
+                f"{len(self.table)} runs recorded"
+            )
+        planned, done = meta.get("runs_planned"), meta.get("runs_done", len(self.table))
+        if meta.get("interrupted"):
+            by = f" by {meta['signal']}" if meta.get("signal") else ""
+            return f"interrupted{by}: {done} of {planned} runs done"
+        if meta.get("error"):
+            return f"stopped by an error ({meta['error']}): {done} of {planned} runs done"
+        if meta.get("complete") is False or (planned and done != planned):
+            return f"{done} of {planned} runs done"
+        return None
 
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (
-        (path / "meta.json").exists()
-        or (path / "results.parquet").exists()
-        or any(path.glob("records-*.jsonl"))
-    )
+
+#: The key a reconstructed ``meta`` (no readable meta.json) carries.
+RECONSTRUCTED = "reconstructed"
 
 
 def load_run(path: Path, *, columns: Sequence[str] | None = None) -> Run:
-    """Read a run folder; merges the workers' records when the Parquet table is missing."""
+    """Read a run folder through :mod:`compatlab.inputs` (regular files, bounded):
+    its Parquet table, or the records its processes wrote when the run has no
+    ``meta.json`` (it was killed, or still runs), leaving out only lines that are
+    not whole records and saying so in :attr:`Run.warnings`. Writes nothing."""
+    import io
+
     import pandas as pd
+
+    from compatlab.inputs import read_bytes
 
     if not path.exists():
         raise ConfigError(f"{path}: no such run folder")
@@ -68,30 +99,48 @@ def load_run(path: Path, *, columns: Sequence[str] | None = None) -> Run:
         raise ConfigError(
             f"{path}: not a compatlab run folder (no meta.json, results.parquet or records-*.jsonl)"
         )
+    warnings: list[str] = []
     parquet = path / "results.parquet"
-    try:
-        if parquet.exists():
-            table = pd.read_parquet(parquet, columns=list(columns) if columns else None)
-        else:
-            table = merge(path)
-            if columns:
-                table = table[list(columns)]
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{parquet}: cannot read the results table: {exc}") from None
-    meta = _read_meta(path, table)
-    return Run(path, meta, table)
+    # The controller writes meta.json after its table, once its workers are gone:
+    # without it the records are the truth (a table beside them is a report's, or
+    # the run still writes).
+    finished = (path / "meta.json").exists() or not record_files(path)
+    if parquet.exists() and finished:
+        data = read_bytes(
+            parquet, what="results table", limit=MAX_RUN_FILE_BYTES, error=ConfigError
+        )
+        try:
+            table = pd.read_parquet(io.BytesIO(data), columns=list(columns) if columns else None)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{parquet}: cannot read the results table: {exc}") from None
+    else:
+        table = table_of(read_records(path, warn=warnings.append))
+        if columns:
+            table = table[list(columns)]
+    meta = _read_meta(path, table, warnings)
+    return Run(path, meta, table, tuple(warnings))
 
 
-def _read_meta(path: Path, table: Any) -> dict[str, Any]:
+def _read_meta(path: Path, table: Any, warnings: list[str]) -> dict[str, Any]:
+    from compatlab.inputs import InputFileError, read_text
+
     meta_file = path / "meta.json"
     meta: dict[str, Any] = {}
     if meta_file.exists():
         try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            loaded = json.loads(read_text(meta_file, what="run metadata"))
+            if not isinstance(loaded, dict):
+                raise ValueError(f"a JSON {type(loaded).__name__}, not an object")
+            meta = loaded
         except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{meta_file}: not valid JSON ({exc.msg}, line {exc.lineno})"
-            ) from None
+            warnings.append(
+                f"{meta_file}: not valid JSON ({exc.msg}, line {exc.lineno}); "
+                "the run is described from its records"
+            )
+        except (InputFileError, ValueError) as exc:
+            warnings.append(f"{exc}; the run is described from its records")
+    if not meta:
+        meta[RECONSTRUCTED] = True
     # A killed run has no meta.json: rebuild what the table can tell.
     meta.setdefault("run_id", _first(table, "run_id") or path.name)
     meta.setdefault("profile", _first(table, "profile") or "?")

@@ -66,13 +66,22 @@ def _known(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verdict(report: Report) -> str:
+    """The headline: an incomplete run never says that all invariants hold."""
+    incomplete = report.run.incomplete
+    if incomplete is None:
+        return "all invariants hold" if report.ok else "invariants FAILED"
+    found = "no invariant failed in the runs done" if report.ok else "invariants FAILED"
+    return f"INCOMPLETE run ({incomplete}); {found}"
+
+
 @writer("summary.md")
 def write_summary(report: Report, out: Path) -> Path:
     run, meta = report.run, report.run.meta
     versions = report.versions
     text = render(
         "summary.md",
-        verdict="all invariants hold" if report.ok else "invariants FAILED",
+        verdict=verdict(report),
         counts_line=counts_line(report),
         profile=meta.get("profile"),
         seed=meta.get("seed"),
