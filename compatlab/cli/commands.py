@@ -409,6 +409,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import random
 
     from compatlab import profiles
+    from compatlab.engine.outcome import Status
     from compatlab.engine.session import new_run_id, run_check, signal_name
     from compatlab.engine.tasks import Context, Request
     from compatlab.invariants import in_suite, registered
@@ -500,6 +501,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 128 + run.signal  # as shells expect of a process a signal stopped
+    if any(o.status is Status.ERROR for o in run.outcomes):
+        # A run that could not get its evidence (an oracle that failed, a defect in a
+        # check) gives no verdict: not a pass, not a failure.
+        return ExitCode.INTERNAL_ERROR
     return ExitCode.FAILED if run.failing(strict=args.strict) else ExitCode.OK
 
 

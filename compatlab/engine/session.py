@@ -36,11 +36,13 @@ def new_run_id(seed: int) -> str:
     return f"{stamp}-{seed:08x}"
 
 
-class Interrupted(BaseException):
-    """A run stopped by a signal. Like :class:`KeyboardInterrupt` (SIGINT's own), it
-    is no error and derives from :class:`BaseException`, so that no ``except
-    Exception`` in a check, in Hypothesis or in an executor keeps it from ending
-    the run."""
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal. It is a :class:`KeyboardInterrupt` (SIGINT's own),
+    no error: no ``except Exception`` in a check or an executor keeps it from ending
+    the run, and Hypothesis re-raises it at once instead of treating it as a failing
+    example. A signal can still come where an exception is swallowed (a ``__del__``,
+    a callback), so the run also stops at the next task boundary once a signal was
+    received (see :func:`_run`)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -208,7 +210,7 @@ def run_check(
     with stop:
         try:
             try:
-                _run(run, replay, on_replays, on_start, on_outcome)
+                _run(run, replay, on_replays, on_start, on_outcome, stop)
             finally:
                 stop.armed = False
         except (Interrupted, KeyboardInterrupt):
@@ -239,6 +241,7 @@ def _run(
     on_replays: Callable[[list[Replay]], None] | None,
     on_start: Callable[[CheckRun], None] | None,
     on_outcome: Callable[[CheckRun, Outcome], None] | None,
+    stop: _StopOnSignals,
 ) -> None:
     failures_dir = run.request.context.failures_dir
     if replay and failures_dir is not None:
@@ -253,6 +256,8 @@ def _run(
             run.outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(run, outcome)
+            if stop.received is not None:  # its Interrupted was swallowed somewhere
+                raise Interrupted(stop.received)
     finally:
         outcomes.close()
 
