@@ -107,21 +107,16 @@ def _print_realized_text(doc: dict[str, Any]) -> None:
 
 
 def _read_hints(path: str) -> Any:
+    """Decode the hints file ``path``: a regular file of at most the format's 16 MiB."""
     from compatlab.errors import HintsFormatError
     from compatlab.hints import MAX_SIZE, decode
+    from compatlab.inputs import read_bytes
 
-    p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            data = fh.read(MAX_SIZE + 1)
-    except IsADirectoryError:
-        raise HintsFormatError(f"{p} is a directory, not a hints file") from None
-    except OSError as exc:
-        raise HintsFormatError(f"cannot read {p}: {exc.strerror}") from None
+    data = read_bytes(path, what="hints file", limit=MAX_SIZE, error=HintsFormatError)
     try:
         return decode(data)
     except HintsFormatError as exc:
-        raise HintsFormatError(f"{p}: {exc.reason}", offset=exc.offset, raw=exc.raw) from None
+        raise HintsFormatError(f"{path}: {exc.reason}", offset=exc.offset, raw=exc.raw) from None
 
 
 def cmd_hints(args: argparse.Namespace) -> int:
