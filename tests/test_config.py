@@ -151,7 +151,7 @@ def test_a_config_holds_as_many_devices_as_bus_0_has_functions(tmp_path: Path) -
         build_config((), [*full, "e1000"])
     half = tmp_path / "half.json"
     half.write_text(json.dumps(full[:120]))
-    with pytest.raises(ConfigError, match="half.json: 241 devices is more than the 240"):
+    with pytest.raises(ConfigError, match=r"half\.json: 241 devices is more than the 240"):
         build_config([half], full[:121])
 
 
