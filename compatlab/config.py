@@ -34,7 +34,7 @@ from typing import Any
 
 from compatlab.catalogue.properties import Value, abbreviate
 from compatlab.errors import AddressError, ConfigError
-from compatlab.inputs import kind_of
+from compatlab.inputs import kind_of, read_json, read_toml
 
 FIRST_SLOT = 0x02
 LAST_SLOT = 0x1F
@@ -292,8 +292,6 @@ def _too_many(count: int, what: str = "devices") -> str:
 def load_config_file(path: str | Path) -> Config:
     """Read a JSON (``.json``) or TOML (any other suffix) config file: a regular file
     of at most 16 MiB, nested at most 32 levels (:mod:`compatlab.inputs`)."""
-    from compatlab.inputs import read_json, read_toml
-
     p = Path(path)
     read = read_json if p.suffix.lower() == ".json" else read_toml
     return parse_config_data(read(p, what="config file", error=ConfigError), str(p))

@@ -101,15 +101,14 @@ def _record_problem(data: Any) -> str | None:
     """What keeps ``data`` from being a capture record (see the module docstring)."""
     from compatlab.errors import CompatlabError
     from compatlab.inputs import kind_of
-    from compatlab.versions import Version
 
     if not isinstance(data, dict):
         return f"expected a table, not {kind_of(data)}"
     for key in ("binary", "machine", "release"):
         if key not in data:
-            if key != "release":
-                return f"missing {key!r}"
-            continue
+            if key == "release":  # optional: the binary's version stands for it
+                continue
+            return f"missing {key!r}"
         if not isinstance(data[key], str):
             return f"{key!r} must be a string, not {kind_of(data[key])}"
         if key != "release":
