@@ -1,8 +1,8 @@
 """Property types: how a value is spelled on the command line and what it may hold.
 
-Parsing follows QEMU's own parsers as ``-device`` uses them (the string input
-visitor up to 6.0, the keyval visitor since; both call the same helpers), written
-anew here:
+Parsing follows QEMU's own parsers as ``-device`` uses them (through the string
+input visitor or, since QEMU 6.2, the keyval visitor; both call the same helpers),
+written anew here:
 
 - integers as ``qemu_strtou64``/``qemu_strtoi64`` (util/cutils.c) read them with
   base 0, that is C's ``strtoull``/``strtoll``: leading ASCII white space, one
