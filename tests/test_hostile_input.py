@@ -468,7 +468,7 @@ CASES: dict[str, Case] = {
     "corpus-too-large": replay(lambda f: _sparse(f, "x.json"), "more than the 16 MiB"),
     "corpus-nested-1e5": corpus_entry("[" * DEEP + "]" * DEEP, "nests deeper than 32 levels"),
     "corpus-truncated": corpus_entry(_entry()[:50], "not valid JSON"),
-    "corpus-number-for-table": corpus_entry("3", "expected a table"),
+    "corpus-number-for-table": corpus_entry("3", "expected a table, not an integer"),
     "corpus-string-for-list": corpus_entry(
         _entry(config="e1000,id=e"), "config must be a list, not a string"
     ),

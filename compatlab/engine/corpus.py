@@ -246,7 +246,9 @@ def replay_corpus(root: Path, invariants: Iterable[str] | None = None) -> list[R
         entry = read_json(path, what="failure-corpus entry", error=CorpusError)
         try:
             if not isinstance(entry, dict):
-                raise _Malformed("expected a table")
+                from compatlab.inputs import kind_of
+
+                raise _Malformed(f"expected a table, not {kind_of(entry)}")
             name = _get(entry, "invariant", str, "")
             if (wanted is not None and name not in wanted) or name not in known:
                 continue
