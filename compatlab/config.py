@@ -10,23 +10,44 @@ PCI address ``SLOT[.FN]`` (hex) and explicit property values. It comes from QEMU
 Property values stay as given (strings from the command line, scalars from a
 file); the resolver parses them against the catalogue of a given version, since
 whether a property exists depends on the version.
+
+What a config may hold is bounded, and everything past a bound is a
+:class:`~compatlab.errors.ConfigError` naming the file (or ``-device`` string) and
+the key:
+
+- at most :data:`MAX_DEVICES` devices in all (240: bus 0 has 32 slots of 8
+  functions, and slots 00 and 01 belong to the host and ISA bridges);
+- names and values of at most :data:`MAX_TEXT_BYTES` bytes of UTF-8 (65535: the
+  longest string compat hints record), and text only (no lone surrogates, which a
+  command line that is not UTF-8 or a JSON ``\\ud800`` escape would give);
+- a file is a regular file of at most 16 MiB, nested at most 32 levels
+  (:mod:`compatlab.inputs`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compatlab.catalogue.properties import Value
+from compatlab.catalogue.properties import Value, abbreviate
 from compatlab.errors import AddressError, ConfigError
+from compatlab.inputs import kind_of, read_json, read_toml
 
 FIRST_SLOT = 0x02
 LAST_SLOT = 0x1F
-MAX_DEVICES = 256
+FUNCTIONS = 8
+#: The most devices a config may hold: every function of every slot a device can
+#: take (02..1f; PCI Local Bus 3.0 §3.2.2.3.2: 32 devices of 8 functions on a bus,
+#: and the i440fx machine keeps slot 00 for the host bridge and slot 01 for the
+#: PIIX ISA bridge and its IDE, USB and ACPI functions). More devices than that
+#: cannot all get an address, so a longer config is refused before it is parsed.
+MAX_DEVICES = (LAST_SLOT - FIRST_SLOT + 1) * FUNCTIONS
+#: The longest name or value a config may hold, in bytes of UTF-8: what a string
+#: in compat hints can hold (its length is a u16, docs/hints-format.md).
+MAX_TEXT_BYTES = 0xFFFF
 _ADDR_RE = re.compile(r"(?:0x)?([0-9a-fA-F]{1,2})(?:\.([0-7]))?")
 _ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
 
@@ -125,6 +146,23 @@ def _split_opts(text: str) -> list[str]:
     return parts
 
 
+def _check_text(value: str, where: str, what: str) -> str:
+    """``value`` if it is Unicode text that compat hints can hold."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"{where}: {what} is not Unicode text (a lone surrogate at character {exc.start}; "
+            "is the command line UTF-8?)"
+        ) from None
+    if size > MAX_TEXT_BYTES:
+        raise ConfigError(
+            f"{where}: {what} is {size} bytes long, more than the {MAX_TEXT_BYTES} a "
+            "compat-hints string holds"
+        )
+    return value
+
+
 def _check_id(value: str, where: str) -> str:
     if not _ID_RE.fullmatch(value):
         raise ConfigError(
@@ -138,8 +176,11 @@ def make_device(
     driver: Any, props: Mapping[str, Any] | Iterable[tuple[str, Any]], where: str
 ) -> DeviceSpec:
     """Build a spec from a driver and (name, value) pairs, pulling out ``id``/``addr``."""
-    if not isinstance(driver, str) or not driver:
+    if driver is None or driver == "":
         raise ConfigError(f"{where}: a device needs a driver name")
+    if not isinstance(driver, str):
+        raise ConfigError(f"{where}: 'driver' must be a string, not {kind_of(driver)}")
+    _check_text(driver, where, "the driver name")
     pairs = list(props.items()) if isinstance(props, Mapping) else list(props)
     dev_id: str | None = None
     addr: PciAddress | None = None
@@ -148,14 +189,19 @@ def make_device(
     for name, value in pairs:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}: empty property name")
+        _check_text(name, where, f"property name {abbreviate(name)!r}")
         if name in seen:
             raise ConfigError(f"{where}: property {name!r} is given twice")
         seen.add(name)
         if isinstance(value, float) or not isinstance(value, bool | int | str):
             raise ConfigError(
                 f"{where}: property {name!r} must be a string, integer or boolean, "
-                f"not {type(value).__name__}"
+                f"not {kind_of(value)}"
             )
+        if isinstance(value, str):
+            _check_text(value, where, f"the value of {name!r}")
+        if name in ("id", "addr") and not isinstance(value, str):
+            raise ConfigError(f"{where}: {name!r} must be a string, not {kind_of(value)}")
         if name == "id":
             dev_id = _check_id(str(value), where)
         elif name == "addr":
@@ -172,7 +218,7 @@ def make_device(
 
 def parse_device_string(text: str) -> DeviceSpec:
     """Parse one QEMU ``-device`` option such as ``e1000,id=nic0,addr=04.0``."""
-    where = f"-device {text!r}"
+    where = f"-device {abbreviate(text)!r}"
     parts = _split_opts(text)
     if not parts or not parts[0]:
         raise ConfigError(f"{where}: a device needs a driver name")
@@ -201,13 +247,22 @@ def parse_device_string(text: str) -> DeviceSpec:
 
 def parse_config_data(data: Any, source: str) -> Config:
     """A config from decoded JSON/TOML: ``{"devices": [...]}`` or a bare list."""
-    devices = data.get("devices") if isinstance(data, dict) else data
-    if isinstance(data, dict) and set(data) - {"devices"}:
-        raise ConfigError(f"{source}: unknown top-level keys {sorted(set(data) - {'devices'})}")
-    if not isinstance(devices, list):
-        raise ConfigError(f"{source}: expected a list of devices under 'devices'")
+    if isinstance(data, dict):
+        if set(data) - {"devices"}:
+            raise ConfigError(f"{source}: unknown top-level keys {sorted(set(data) - {'devices'})}")
+        if "devices" not in data:
+            raise ConfigError(f"{source}: expected a list of devices under 'devices'")
+        devices = data["devices"]
+        if not isinstance(devices, list):
+            raise ConfigError(f"{source}: 'devices' must be a list, not {kind_of(devices)}")
+    elif isinstance(data, list):
+        devices = data
+    else:
+        raise ConfigError(
+            f"{source}: expected a table with a list under 'devices', not {kind_of(data)}"
+        )
     if len(devices) > MAX_DEVICES:
-        raise ConfigError(f"{source}: {len(devices)} devices is more than a bus holds")
+        raise ConfigError(f"{source}: {_too_many(len(devices))}")
     specs = []
     for n, item in enumerate(devices):
         where = f"{source}: device {n}"
@@ -215,48 +270,46 @@ def parse_config_data(data: Any, source: str) -> Config:
             specs.append(parse_device_string(item))
             continue
         if not isinstance(item, dict):
-            raise ConfigError(f"{where}: expected a table or a -device string")
+            raise ConfigError(f"{where}: expected a table or a -device string, not {kind_of(item)}")
         unknown = set(item) - {"driver", "id", "addr", "properties"}
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
         props = item.get("properties", {})
         if not isinstance(props, dict):
-            raise ConfigError(f"{where}: 'properties' must be a table")
+            raise ConfigError(f"{where}: 'properties' must be a table, not {kind_of(props)}")
         extra = [(k, item[k]) for k in ("id", "addr") if k in item]
         specs.append(make_device(item.get("driver"), [*extra, *props.items()], where))
     return Config(tuple(specs))
 
 
-def load_config_file(path: str | Path) -> Config:
-    """Read a JSON (``.json``) or TOML (any other suffix) config file."""
-    import tomllib
+def _too_many(count: int, what: str = "devices") -> str:
+    return (
+        f"{count} {what} is more than the {MAX_DEVICES} devices a config may hold "
+        f"(slots {FIRST_SLOT:02x}..{LAST_SLOT:02x} of bus 0, {FUNCTIONS} functions each)"
+    )
 
+
+def load_config_file(path: str | Path) -> Config:
+    """Read a JSON (``.json``) or TOML (any other suffix) config file: a regular file
+    of at most 16 MiB, nested at most 32 levels (:mod:`compatlab.inputs`)."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: config is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{p}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: malformed TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: config nests too deeply") from None
-    return parse_config_data(data, str(p))
+    read = read_json if p.suffix.lower() == ".json" else read_toml
+    return parse_config_data(read(p, what="config file", error=ConfigError), str(p))
 
 
 def build_config(files: Iterable[str | Path] = (), device_strings: Iterable[str] = ()) -> Config:
+    """The devices of the config ``files`` in order, then those of the ``-device``
+    strings; at most :data:`MAX_DEVICES` of them (and as many files), refused
+    before anything more is read."""
+    files, device_strings = list(files), list(device_strings)
+    if len(files) > MAX_DEVICES:
+        raise ConfigError(_too_many(len(files), "config files"))
+    if len(device_strings) > MAX_DEVICES:
+        raise ConfigError(_too_many(len(device_strings), "-device options"))
     devices: list[DeviceSpec] = []
     for f in files:
         devices.extend(load_config_file(f).devices)
+        if len(devices) + len(device_strings) > MAX_DEVICES:
+            raise ConfigError(f"{f}: {_too_many(len(devices) + len(device_strings))} in all")
     devices.extend(parse_device_string(s) for s in device_strings)
     return Config(tuple(devices))

@@ -21,6 +21,10 @@ way, never a traceback)::
     │   ├── HintsFormatError             a compat-hints file that cannot be decoded
     │   ├── HintsVersionError            hints dumped by a newer version (no downgrades)
     │   ├── CandidateError               a malformed candidate release file
+    │   ├── CorpusError                  a findings file, failure-corpus entry or capture
+    │   │                                corpus that cannot be read or is malformed
+    │   ├── InputFileError (inputs)      a user file that is not a regular file, too
+    │   │                                large, unreadable or not text
     │   └── QemuNotFoundError            no binary for the requested emulator version
     ├── OracleError                  a real QEMU that could not be run or read: exit 3
     ├── CheckFailure                 a verdict, raised inside a search, never to the CLI
@@ -157,6 +161,11 @@ class HintsVersionError(InputError):
 
 class CandidateError(InputError):
     """A candidate release file that is missing, unreadable or malformed."""
+
+
+class CorpusError(InputError):
+    """A findings file, failure-corpus entry or capture corpus that cannot be read, or
+    whose content is not what its format says."""
 
 
 class CatalogueError(DefectError):

@@ -134,3 +134,41 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 def test_a_file_may_hold_device_strings() -> None:
     config = parse_config_data({"devices": ["e1000,id=a"]}, "inline")
     assert config.devices[0].id == "a"
+
+
+def test_a_config_holds_as_many_devices_as_bus_0_has_functions(tmp_path: Path) -> None:
+    """Slots 02..1f, 8 functions each: 240 devices fit, the 241st is refused before
+    anything is parsed, from a file, from -device strings, or from both."""
+    from compatlab.config import MAX_DEVICES, build_config
+
+    assert MAX_DEVICES == 30 * 8
+    full = [f"e1000,addr={2 + n // 8:02x}.{n % 8}" for n in range(MAX_DEVICES)]
+    assert len(parse_config_data({"devices": full}, "inline").devices) == MAX_DEVICES
+    with pytest.raises(ConfigError, match="inline: 241 devices is more than the 240"):
+        parse_config_data({"devices": [*full, "e1000"]}, "inline")
+    assert len(build_config((), full).devices) == MAX_DEVICES
+    with pytest.raises(ConfigError, match="241 -device options is more than the 240"):
+        build_config((), [*full, "e1000"])
+    half = tmp_path / "half.json"
+    half.write_text(json.dumps(full[:120]))
+    with pytest.raises(ConfigError, match=r"half\.json: 241 devices is more than the 240"):
+        build_config([half], full[:121])
+
+
+def test_names_and_values_are_text_that_hints_can_hold() -> None:
+    from compatlab.config import MAX_TEXT_BYTES
+
+    longest = "x" * MAX_TEXT_BYTES
+    assert parse_device_string(f"e1000,romfile={longest}").props["romfile"] == longest
+    with pytest.raises(ConfigError, match="'romfile' is 65536 bytes long"):
+        parse_device_string(f"e1000,romfile={longest}x")
+    with pytest.raises(ConfigError, match="'romfile' is 65537 bytes long"):
+        parse_device_string(f"e1000,romfile={longest[2:]}\u00e9\u00e9")  # two bytes each
+    with pytest.raises(ConfigError, match="lone surrogate at character 3"):
+        parse_device_string("e1000,romfile=pxe\udcff.rom")  # a non-UTF-8 command line
+
+
+def test_a_long_device_string_is_abbreviated_in_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_device_string("e1000," + "x=1," * 10_000 + ",")
+    assert "…(40007 characters)" in str(info.value) and len(str(info.value)) < 200

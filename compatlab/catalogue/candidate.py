@@ -23,7 +23,6 @@ report; entries QEMU ignores are left out of the catalogue, the others kept.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,12 @@ from typing import Any
 from compatlab.catalogue.loader import _prop, builtin_catalogue, parse_types
 from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType, _variant_at
 from compatlab.catalogue.properties import PropertyDef
-from compatlab.errors import CandidateError, CatalogueError, PropertyParseError
+from compatlab.errors import (
+    CandidateError,
+    CatalogueError,
+    PropertyParseError,
+    UnknownVersionError,
+)
 from compatlab.versions import Version
 
 _TOP_KEYS = {"version", "base", "doc", "types", "compat"}
@@ -226,6 +230,113 @@ def _fail(source: str, message: str) -> CandidateError:
     return CandidateError(f"{source}: {message}")
 
 
+# What each key of a candidate holds, checked before anything is applied: a value of
+# the wrong kind is bad input naming the file and the key, never a traceback.
+_TEXT = (str,)
+_SCALAR = (bool, int, str)
+_TYPE_KEYS: dict[str, tuple[type, ...]] = {
+    "since": _TEXT,
+    "until": _TEXT,
+    "parent": _TEXT,
+    "builder": _TEXT,
+    "doc": _TEXT,
+    "example": _TEXT,
+    "abstract": (bool,),
+    "max_instances": (int,),
+}
+_TYPE_LIST_KEYS: dict[str, tuple[type, ...]] = {"refuse": _TEXT, "quirks": _TEXT}
+_PROP_VALUE_KEYS: dict[str, tuple[type, ...]] = {
+    "type": _TEXT,
+    "min": (int,),
+    "max": (int,),
+    "default": _SCALAR,
+    "since": _TEXT,
+    "until": _TEXT,
+    "guest_visible": (bool,),
+    "internal": (bool,),
+    "doc": _TEXT,
+}
+_PROP_LIST_KEYS: dict[str, tuple[type, ...]] = {"choices": _TEXT, "sweep": (int, str)}
+_COMPAT_VALUE_KEYS: dict[str, tuple[type, ...]] = {
+    "machine_version": _TEXT,
+    "array_name": _TEXT,
+    "driver": _TEXT,
+    "property": _TEXT,
+    "value": _SCALAR,
+}
+_NAMES = {bool: "a boolean", int: "an integer", str: "a string"}
+
+
+def _expect(value: Any, kinds: tuple[type, ...], source: str, key: str) -> None:
+    # bool is an int in Python, not in TOML: an integer key refuses true.
+    ok = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+    if not ok:
+        from compatlab.inputs import kind_of
+
+        names = [_NAMES[k] for k in kinds]
+        wanted = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        raise _fail(source, f"{key} must be {wanted}, not {kind_of(value)}")
+
+
+def _expect_table(value: Any, source: str, key: str, what: str = "a table") -> None:
+    if not isinstance(value, dict):
+        from compatlab.inputs import kind_of
+
+        raise _fail(source, f"{key} must be {what}, not {kind_of(value)}")
+
+
+def _check_keys(
+    table: Mapping[str, Any],
+    scalars: Mapping[str, tuple[type, ...]],
+    lists: Mapping[str, tuple[type, ...]],
+    source: str,
+    where: str,
+) -> None:
+    for key, value in table.items():
+        if key in scalars:
+            _expect(value, scalars[key], source, f"{where}.{key}")
+        elif key in lists:
+            if not isinstance(value, list):
+                from compatlab.inputs import kind_of
+
+                raise _fail(source, f"{where}.{key} must be a list, not {kind_of(value)}")
+            for n, item in enumerate(value):
+                _expect(item, lists[key], source, f"{where}.{key}[{n}]")
+
+
+def _check_types(types: Any, source: str) -> None:
+    """Every key of ``types`` holds what it should (unknown keys are refused later,
+    where it is known whether the type exists)."""
+    _expect_table(types, source, "types", "a table of device type tables")
+    for name, spec in types.items():
+        where = f"types.{name}"
+        _expect_table(spec, source, where)
+        _check_keys(spec, _TYPE_KEYS, _TYPE_LIST_KEYS, source, where)
+        props = spec.get("properties", {})
+        _expect_table(props, source, f"{where}.properties", "a table of property tables")
+        for pname, pspec in props.items():
+            at = f"{where}.properties.{pname}"
+            _expect_table(pspec, source, at)
+            _check_keys(pspec, _PROP_VALUE_KEYS, _PROP_LIST_KEYS, source, at)
+            variants = pspec.get("variants", [])
+            if not isinstance(variants, list):
+                from compatlab.inputs import kind_of
+
+                raise _fail(source, f"{at}.variants must be a list, not {kind_of(variants)}")
+            for n, variant in enumerate(variants):
+                _expect_table(variant, source, f"{at}.variants[{n}]")
+                _check_keys(
+                    variant, _PROP_VALUE_KEYS, _PROP_LIST_KEYS, source, f"{at}.variants[{n}]"
+                )
+
+
+def _compat_value(value: bool | int | str) -> str:
+    """A compat entry's value in its command-line spelling (a TOML boolean as on/off)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
 def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Candidate:
     """Check a candidate document's shape; semantic checks happen when it is applied."""
     unknown = set(data) - _TOP_KEYS
@@ -233,16 +344,18 @@ def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Can
         raise _fail(source, f"unknown key {sorted(unknown)[0]!r} (expected {sorted(_TOP_KEYS)})")
     if "version" not in data:
         raise _fail(source, "missing 'version' (the candidate release, e.g. version = \"10.1\")")
+    for key in ("version", "base", "doc"):
+        if key in data:
+            _expect(data[key], _TEXT, source, key)
     try:
-        version = Version.parse(str(data["version"]))
-        base = Version.parse(str(data["base"])) if "base" in data else None
+        version = Version.parse(data["version"])
+        base = Version.parse(data["base"]) if "base" in data else None
     except CandidateError:
         raise
     except Exception as exc:
         raise _fail(source, str(exc)) from None
     types = data.get("types", {})
-    if not isinstance(types, dict) or not all(isinstance(v, dict) for v in types.values()):
-        raise _fail(source, "'types' must be a table of device type tables")
+    _check_types(types, source)
     compat = data.get("compat", [])
     if not isinstance(compat, list) or not all(isinstance(r, dict) for r in compat):
         raise _fail(source, "'compat' must be an array of tables ([[compat]])")
@@ -252,12 +365,13 @@ def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Can
         if extra or missing:
             what = f"unknown key {sorted(extra)[0]!r}" if extra else f"missing {sorted(missing)}"
             raise _fail(source, f"compat entry {i}: {what}")
+        _check_keys(row, _COMPAT_VALUE_KEYS, {}, source, f"compat[{i - 1}]")
     return Candidate(
         version=version,
         base=base,
-        doc=str(data.get("doc", "")),
+        doc=data.get("doc", ""),
         types=types,
-        compat=tuple({k: str(v) for k, v in row.items()} for row in compat),
+        compat=tuple({k: _compat_value(v) for k, v in row.items()} for row in compat),
         source=source,
     )
 
@@ -275,26 +389,23 @@ def candidate_document(candidate: Candidate) -> dict[str, Any]:
 
 
 def load_candidate(path: Path | str) -> Candidate:
-    """Read a candidate file; a missing, unreadable or malformed file is a CandidateError."""
+    """Read a candidate file: a regular TOML file of at most 16 MiB, nested at most
+    32 levels (:mod:`compatlab.inputs`); anything else is a CandidateError."""
+    from compatlab.inputs import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CandidateError(f"{path}: no such candidate file") from None
-    except IsADirectoryError:
-        raise CandidateError(f"{path}: is a directory, not a candidate file") from None
-    except UnicodeDecodeError:
-        raise CandidateError(f"{path}: not UTF-8 text") from None
-    return candidate_from_text(text, str(path))
+    return candidate_from_text(
+        read_text(path, what="candidate file", error=CandidateError), str(path)
+    )
 
 
 def candidate_from_text(text: str, source: str = "<candidate>") -> Candidate:
     """Parse a candidate file's text (``source`` names it in errors)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CandidateError(f"{source}: not valid TOML ({exc})") from None
-    return parse_candidate(data, source)
+    from compatlab.inputs import loads_toml
+
+    return parse_candidate(
+        loads_toml(text, source, what="candidate file", error=CandidateError), source
+    )
 
 
 def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) -> CandidateCatalogue:
@@ -320,7 +431,7 @@ def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) ->
     if new_types:
         try:
             parse_types(new_types, types, src)
-        except (PropertyParseError, ValueError, TypeError) as exc:
+        except (PropertyParseError, UnknownVersionError, ValueError, TypeError) as exc:
             raise _fail(src, f"bad new device type ({exc})") from None
         for name in new_types:
             if types[name].since != n:
@@ -388,7 +499,11 @@ def _merge_type(
         )
     until = t.until
     if "until" in spec:
-        if Version.parse(str(spec["until"])) != n:
+        try:
+            removed_in = Version.parse(spec["until"])
+        except UnknownVersionError as exc:
+            raise _fail(src, f"types.{name}.until: {exc}") from None
+        if removed_in != n:
             raise _fail(src, f'type {name!r}: a removal takes effect in {n} (until = "{n}")')
         until = n
     props = dict(t.properties)
@@ -402,7 +517,7 @@ def _merge_type(
         where = f"{name}.{pname}"
         try:
             props[pname] = _merge_property(inherited.get(pname), name, pname, pspec, n, where)
-        except PropertyParseError as exc:
+        except (PropertyParseError, UnknownVersionError) as exc:
             raise _fail(src, f"{where}: {exc}") from None
         except (CatalogueError, CandidateError) as exc:
             raise _fail(src, str(exc)) from None

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from compatlab.catalogue.properties import PropertyDef, Value
+from compatlab.catalogue.properties import PropertyDef, Value, abbreviate
 from compatlab.errors import (
     CatalogueError,
     PropertyParseError,
@@ -216,7 +216,7 @@ class Catalogue:
         try:
             return prop.type.parse(raw)
         except PropertyParseError as exc:
-            raise PropertyValueError(driver, name, str(raw), str(exc)) from None
+            raise PropertyValueError(driver, name, abbreviate(str(raw)), str(exc)) from None
 
     def default(
         self, driver: str, name: str, version: Version, *, as_of: Version | None = None

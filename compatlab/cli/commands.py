@@ -143,21 +143,16 @@ def _print_realized_text(doc: dict[str, Any]) -> None:
 
 
 def _read_hints(path: str) -> Any:
+    """Decode the hints file ``path``: a regular file of at most the format's 16 MiB."""
     from compatlab.errors import HintsFormatError
     from compatlab.hints import MAX_SIZE, decode
+    from compatlab.inputs import read_bytes
 
-    p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            data = fh.read(MAX_SIZE + 1)
-    except IsADirectoryError:
-        raise HintsFormatError(f"{p} is a directory, not a hints file") from None
-    except OSError as exc:
-        raise HintsFormatError(f"cannot read {p}: {exc.strerror}") from None
+    data = read_bytes(path, what="hints file", limit=MAX_SIZE, error=HintsFormatError)
     try:
         return decode(data)
     except HintsFormatError as exc:
-        raise HintsFormatError(f"{p}: {exc.reason}", offset=exc.offset, raw=exc.raw) from None
+        raise HintsFormatError(f"{path}: {exc.reason}", offset=exc.offset, raw=exc.raw) from None
 
 
 def cmd_hints(args: argparse.Namespace) -> int:
@@ -441,9 +436,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         context=Context(
             profile=profile,
             seed=seed,
-            findings=str(findings.resolve()),
-            failures_dir=str(failures.resolve()),
-            database=str(Path(profiles.DATABASE_DIR).resolve()),
+            # Absolute, not resolved: a symlink loop is the reader's to refuse.
+            findings=os.path.abspath(findings),
+            failures_dir=os.path.abspath(failures),
+            database=os.path.abspath(profiles.DATABASE_DIR),
             run_id=run_id,
         ),
         devices=devices or (None,),

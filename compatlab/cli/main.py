@@ -88,18 +88,67 @@ def _span(text: str) -> str:
 _WORKERS = _count(1, "give 1 or more worker processes (1 runs the tasks in this process)")
 _DEVICE = _name("device type")
 
+# --config and --device: each may be given at most as often as a config holds
+# devices (compatlab.config.MAX_DEVICES). argparse looks through every remaining
+# option each time it takes one, so N options cost it N² steps; the bound keeps a
+# hostile command line linear in its length, counted twice over: in one pass over
+# the command line before argparse for the spelled-out options (_count_devices), and
+# by the action for any spelling (--dev), which stops argparse at the 241st.
+_DEVICE_OPTIONS = ("--config", "--device")
+_CONFIG_COMMANDS = ("realize", "hints", "qemu")  # those with _add_config_args
+
+
+def _too_many() -> str:
+    from compatlab.config import FIRST_SLOT, FUNCTIONS, LAST_SLOT, MAX_DEVICES
+
+    return (
+        f"given more than {MAX_DEVICES} times; a config holds at most {MAX_DEVICES} devices "
+        f"(slots {FIRST_SLOT:02x}..{LAST_SLOT:02x} of bus 0, {FUNCTIONS} functions each)"
+    )
+
+
+def _count_devices(args: Sequence[str]) -> None:
+    from compatlab.config import MAX_DEVICES
+
+    for option in _DEVICE_OPTIONS:
+        given = sum(1 for a in args if a == option or a.startswith(f"{option}="))
+        if given > MAX_DEVICES:
+            raise _UsageError(f"argument {option}: {_too_many()}")
+
+
+class _AppendDevices(argparse.Action):
+    """``append`` for at most MAX_DEVICES values (see _DEVICE_OPTIONS), in place
+    (``append`` copies the list each time)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from compatlab.config import MAX_DEVICES
+
+        items = getattr(namespace, self.dest, None)
+        if items is None or items is self.default:
+            items = []
+            setattr(namespace, self.dest, items)
+        if len(items) == MAX_DEVICES:
+            raise argparse.ArgumentError(self, _too_many())
+        items.append(values)
+
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
-        action="append",
+        action=_AppendDevices,
         default=[],
         metavar="FILE",
         help="JSON or TOML config file (repeatable)",
     )
     p.add_argument(
         "--device",
-        action="append",
+        action=_AppendDevices,
         default=[],
         metavar="SPEC",
         help="a QEMU -device string, e.g. e1000,id=nic0,addr=04.0 (repeatable)",
@@ -384,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args_list[0] if args_list and args_list[0] in _COMMANDS else None
     parser = build_parser(command)
     try:
+        if command in _CONFIG_COMMANDS:
+            _count_devices(args_list)
         args = parser.parse_args(args_list)
         from compatlab.cli import commands
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from compatlab.config import Config, parse_device_string
-from compatlab.errors import CompatlabError, ConfigError
+from compatlab.errors import CompatlabError, CorpusError
 from compatlab.hints import Hints, decode, encode
 from compatlab.invariants.registry import Case, Failure, Violation, registered
 from compatlab.versions import Version
@@ -65,23 +65,82 @@ class Finding:
 
 @cache
 def load_findings(path: str | None) -> tuple[Finding, ...]:
-    """The findings in ``path`` (none for None or a missing file); cached per path."""
-    if path is None or not Path(path).is_file():
+    """The findings in ``path`` (none for None or a missing file); cached per path.
+
+    The file is read as any user file is (:mod:`compatlab.inputs`: a regular file of at
+    most 16 MiB, nested at most 32 levels); a path that exists but is not such a
+    file, or a finding whose keys do not hold what they should, is a
+    :class:`~compatlab.errors.CorpusError` naming the file and the key.
+    """
+    if path is None or not os.path.lexists(path):
         return ()
+    from compatlab.inputs import read_toml
+
+    data = read_toml(path, what="findings file", error=CorpusError)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        return tuple(
-            Finding(
-                tuple(f["invariants"]),
-                f["driver"],
-                Version.parse(f["changed_in"]),
-                f["reason"],
-                Version.parse(f["fixed_in"]) if "fixed_in" in f else None,
-            )
-            for f in data.get("finding", [])
-        )
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a findings file ({type(exc).__name__}: {exc})") from None
+        return tuple(_finding(f, f"finding[{n}]") for n, f in enumerate(_list(data, "finding")))
+    except _Malformed as exc:
+        raise CorpusError(f"{path}: not a findings file ({exc})") from None
+
+
+class _Malformed(Exception):
+    """A key that does not hold what its format says (the caller adds the file)."""
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
+    from compatlab.inputs import kind_of
+
+    if key not in table:
+        if default is not None:
+            return default
+        raise _Malformed(f"{where}: missing {key!r}" if where else f"missing {key!r}")
+    value = table[key]
+    if not isinstance(value, kind):
+        wanted = {"str": "a string", "list": "a list", "dict": "a table"}[kind.__name__]
+        raise _Malformed(f"{_path(where, key)} must be {wanted}, not {kind_of(value)}")
+    return value
+
+
+def _path(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _list(table: Any, key: str) -> list[Any]:
+    if not isinstance(table, dict):
+        raise _Malformed("expected a table")
+    return list(_get(table, key, list, "", default=[]))
+
+
+def _strings(table: Mapping[str, Any], key: str, where: str) -> list[str]:
+    from compatlab.inputs import kind_of
+
+    items = _get(table, key, list, where)
+    for n, item in enumerate(items):
+        if not isinstance(item, str):
+            raise _Malformed(f"{_path(where, key)}[{n}] must be a string, not {kind_of(item)}")
+    return list(items)
+
+
+def _version(table: Mapping[str, Any], key: str, where: str) -> Version:
+    text = _get(table, key, str, where)
+    try:
+        return Version.parse(text)
+    except CompatlabError as exc:
+        raise _Malformed(f"{_path(where, key)}: {exc}") from None
+
+
+def _finding(item: Any, where: str) -> Finding:
+    from compatlab.inputs import kind_of
+
+    if not isinstance(item, dict):
+        raise _Malformed(f"{where} must be a table, not {kind_of(item)}")
+    return Finding(
+        tuple(_strings(item, "invariants", where)),
+        _get(item, "driver", str, where),
+        _version(item, "changed_in", where),
+        _get(item, "reason", str, where),
+        _version(item, "fixed_in", where) if "fixed_in" in item else None,
+    )
 
 
 def explaining(findings: Iterable[Finding], failure: Failure) -> Finding | None:
@@ -108,12 +167,29 @@ def _extra_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict) and "hints" in value:
-            out[key] = decode(bytes.fromhex(value["hints"]))
+            blob = _get(value, "hints", str, f"extra.{key}")
+            try:
+                out[key] = decode(bytes.fromhex(blob))
+            except ValueError:
+                raise _Malformed(f"extra.{key}.hints is not hex") from None
         elif key == "writes":
-            out[key] = [tuple(v) for v in value]
+            out[key] = [tuple(v) for v in _writes(value)]
         else:
             out[key] = value
     return out
+
+
+def _writes(value: Any) -> list[list[int]]:
+    from compatlab.inputs import kind_of
+
+    if not isinstance(value, list):
+        raise _Malformed(f"extra.writes must be a list, not {kind_of(value)}")
+    for n, write in enumerate(value):
+        if not isinstance(write, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in write
+        ):
+            raise _Malformed(f"extra.writes[{n}] must be a list of integers, not {kind_of(write)}")
+    return value
 
 
 def promote(
@@ -147,26 +223,42 @@ class Replay:
     detail: str
 
 
+def _version_text(text: str, n: int) -> Version:
+    try:
+        return Version.parse(text)
+    except CompatlabError as exc:
+        raise _Malformed(f"versions[{n}]: {exc}") from None
+
+
 def replay_corpus(root: Path, invariants: Iterable[str] | None = None) -> list[Replay]:
-    """Re-run every saved failing case; each is still failing or fixed."""
+    """Re-run every saved failing case; each is still failing or fixed.
+
+    Each entry is read as any user file is (:mod:`compatlab.inputs`); one that is not
+    a regular JSON file, or whose keys do not hold what they should, is a
+    :class:`~compatlab.errors.CorpusError` naming it and the key.
+    """
+    from compatlab.inputs import read_json
+
     wanted = set(invariants) if invariants is not None else None
     known = registered()
     out: list[Replay] = []
     for path in sorted(root.glob("*/*.json")):
+        entry = read_json(path, what="failure-corpus entry", error=CorpusError)
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-            name = entry["invariant"]
+            if not isinstance(entry, dict):
+                from compatlab.inputs import kind_of
+
+                raise _Malformed(f"expected a table, not {kind_of(entry)}")
+            name = _get(entry, "invariant", str, "")
             if (wanted is not None and name not in wanted) or name not in known:
                 continue
             case = Case(
-                tuple(Version.parse(v) for v in entry["versions"]),
-                Config(tuple(parse_device_string(s) for s in entry["config"])),
-                _extra_from_json(entry.get("extra", {})),
+                tuple(_version_text(v, n) for n, v in enumerate(_strings(entry, "versions", ""))),
+                Config(tuple(parse_device_string(s) for s in _strings(entry, "config", ""))),
+                _extra_from_json(_get(entry, "extra", dict, "", default={})),
             )
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path}: not a failure-corpus entry ({exc})") from None
-        except CompatlabError as exc:
-            raise ConfigError(f"{path}: not a failure-corpus entry ({exc})") from None
+        except (_Malformed, CompatlabError) as exc:
+            raise CorpusError(f"{path}: not a failure-corpus entry ({exc})") from None
         try:
             known[name].run(case)
         except Violation as violation:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from compatlab.config import MAX_DEVICES
 from compatlab.errors import HintsFormatError
 from compatlab.hints.model import HintEntry, Hints, HintValue
 from compatlab.versions import Version
@@ -29,7 +30,7 @@ from compatlab.versions import Version
 MAGIC = b"CLHINTS\x1a"
 FORMAT_VERSION = 1
 MAX_SIZE = 16 * 1024 * 1024
-MAX_SECTIONS = 256  # a bus holds at most 256 functions
+MAX_SECTIONS = MAX_DEVICES  # one section per device; a config holds at most 240
 MAX_PROPERTIES = 4096
 
 SECTION_DEVICE = 0x01

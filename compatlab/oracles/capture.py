@@ -20,6 +20,7 @@ refusal is attributed to the config that caused it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -74,10 +75,79 @@ class CaptureRecord:
 
 
 def read_corpus(path: str | Path) -> Iterator[CaptureRecord]:
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield CaptureRecord.from_json(json.loads(line))
+    """The records of the corpus file ``path``, read as any user file is
+    (:mod:`compatlab.inputs`: a regular file of at most 16 MiB). A line that is not a
+    capture record (not JSON, nested too deep, a key missing or of the wrong kind) is
+    a :class:`~compatlab.errors.CorpusError` naming the file, the line and the key."""
+    from compatlab.errors import CorpusError
+    from compatlab.inputs import loads_json, read_text
+
+    text = read_text(path, what="capture corpus", error=CorpusError)
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            where = f"{path}:{number}"
+            data = loads_json(line, where, what="capture record", error=CorpusError)
+            problem = _record_problem(data)
+            if problem is not None:
+                raise CorpusError(f"{where}: not a capture record ({problem})")
+            yield CaptureRecord.from_json(data)
+
+
+_SPACE_CHARS = 512  # 256 bytes of conventional config space, in hex
+_SPACE_RE = re.compile(f"[0-9a-fA-F]{{{_SPACE_CHARS}}}", re.ASCII)
+
+
+def _record_problem(data: Any) -> str | None:
+    """What keeps ``data`` from being a capture record (see the module docstring)."""
+    from compatlab.errors import CompatlabError
+    from compatlab.inputs import kind_of
+
+    if not isinstance(data, dict):
+        return f"expected a table, not {kind_of(data)}"
+    for key in ("binary", "machine", "release"):
+        if key not in data:
+            if key == "release":  # optional: the binary's version stands for it
+                continue
+            return f"missing {key!r}"
+        if not isinstance(data[key], str):
+            return f"{key!r} must be a string, not {kind_of(data[key])}"
+        if key != "release":
+            try:
+                Version.parse(data[key])
+            except CompatlabError as exc:
+                return f"{key!r}: {exc}"
+    devices = data.get("devices")
+    if not isinstance(devices, list) or not devices:
+        return f"'devices' must be a list of device strings, not {kind_of(devices)}"
+    for n, text in enumerate(devices):
+        if not isinstance(text, str):
+            return f"devices[{n}] must be a string, not {kind_of(text)}"
+        try:
+            parse_device_string(text)
+        except CompatlabError as exc:
+            return f"devices[{n}]: {exc}"
+    if ("error" in data) == ("config_space" in data):
+        return "expected one of 'config_space' and 'error'"
+    if "error" in data and not isinstance(data["error"], str):
+        return f"'error' must be a string, not {kind_of(data['error'])}"
+    images: list[tuple[str, Any]] = []
+    if "config_space" in data:
+        spaces = data["config_space"]
+        if not isinstance(spaces, list) or len(spaces) != len(devices):
+            return f"'config_space' must be a list of {len(devices)} hex strings"
+        images += [(f"config_space[{n}]", v) for n, v in enumerate(spaces)]
+    if "write_probe" in data:
+        probes = data["write_probe"]
+        if not isinstance(probes, list) or len(probes) > len(devices):
+            return f"'write_probe' must be a list of at most {len(devices)} pairs"
+        for n, pair in enumerate(probes):
+            if not isinstance(pair, list) or len(pair) != 2:
+                return f"write_probe[{n}] must be a pair of hex strings, not {kind_of(pair)}"
+            images += [(f"write_probe[{n}][{i}]", v) for i, v in enumerate(pair)]
+    for key, image in images:
+        if not isinstance(image, str) or _SPACE_RE.fullmatch(image) is None:
+            return f"{key} must be {_SPACE_CHARS} hex digits"
+    return None
 
 
 def write_records(
