@@ -237,7 +237,12 @@ def _run(
 
         # One database key per task, not one for every task (they share this source).
         test._hypothesis_internal_add_digest = task.label.encode()  # type: ignore[attr-defined]
-        phases = [p for p in base.phases if shrink or p != Phase.shrink]
+        # Hypothesis' explain phase varies the shrunk example a hundred times or so
+        # to comment on its report, which the engine never shows (it keeps the
+        # Failure): that phase alone was most of a failing run's time.
+        phases = [
+            p for p in base.phases if p is not Phase.explain and (shrink or p is not Phase.shrink)
+        ]
         searched = given(strategy)(test)
         for case in reversed(explicit):  # the outermost @example runs first
             searched = example(case)(searched)
