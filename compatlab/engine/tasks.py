@@ -27,9 +27,13 @@ import hashlib
 import random
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from compatlab.versions import Version
+
+if TYPE_CHECKING:
+    from compatlab.invariants.registry import Case
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +114,38 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class Shared:
+    """A counterexample one task found and shrank, handed to another task of the same
+    invariant to replay on its own version tuple instead of shrinking a failure of
+    its own (the candidate gate shares one per cause). ``found_by`` is the label of
+    the task that found and shrank it, so that an outcome can say where its
+    counterexample came from."""
+
+    case: Case
+    found_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """One invariant on one version tuple, with its own seed: with its run's
-    context, everything its run depends on."""
+    context, everything its run depends on.
+
+    Two fields change how it searches, not what it covers (its label, seed and
+    reproduce command ignore them): ``shrink=False`` stops at the first failing
+    example, as found (a quick first pass, whose failures a caller shrinks later,
+    one per cause); ``replay`` is a shared counterexample tried on the task's own
+    versions before anything is generated: if it fails there, that is the task's
+    failure; if it holds, the task searches (and shrinks) as usual.
+    """
 
     invariant: str
     versions: tuple[str, ...]
     drivers: tuple[str, ...] | None
     seed: int
     context: Context
+    shrink: bool = True
+    # A case holds a mapping, which does not hash; a task still does, without it.
+    replay: Shared | None = field(default=None, hash=False)
 
     @property
     def device(self) -> str:
