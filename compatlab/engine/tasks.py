@@ -187,8 +187,11 @@ def middle_version(
 
 def plan(request: Request) -> list[Task]:
     """Every task ``request`` covers, in a stable order (invariant, version tuple,
-    device). Tasks whose device types do not exist on their oldest version are left
-    out: no guest of that version can have them."""
+    device). Device types are kept only where they exist on every version its
+    configs must run on (all of them, or all but the newest when the newest may
+    refuse): no guest of a version without the type can have one, and a chain whose
+    middle version lacks it (a candidate that removes the type, drawn as the
+    middle) cannot carry one. A task left with no device type is left out."""
     from compatlab.engine.run import catalogue_of
     from compatlab.invariants.registry import get
     from compatlab.versions import using_versions
@@ -221,10 +224,18 @@ def plan(request: Request) -> list[Task]:
                         for u, w in pairs
                     ]
             for versions in tuples:
+                # As the invariants' strategies draw configs (Scope.last_may_refuse).
+                valid_on = (
+                    versions[:-1]
+                    if request.context.last_may_refuse and len(versions) > 1
+                    else versions
+                )
                 for group in groups:
                     drivers = group
                     if group is not None:
-                        drivers = tuple(d for d in group if cat.types[d].exists_in(versions[0]))
+                        drivers = tuple(
+                            d for d in group if all(cat.types[d].exists_in(v) for v in valid_on)
+                        )
                         if not drivers:
                             continue
                     device = drivers[0] if drivers and request.drivers is None else None
