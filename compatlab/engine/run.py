@@ -230,7 +230,9 @@ def _run(
         examples += 1
         try:
             inv.run(case, system)
-        except Violation:
+        except Violation as violation:
+            if task.focus is not None and violation.failure.driver != task.focus:
+                return  # another type's failure: not the one this task shrinks
             if excused(case):
                 return
             found[:] = [case]

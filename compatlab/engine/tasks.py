@@ -130,12 +130,15 @@ class Task:
     """One invariant on one version tuple, with its own seed: with its run's
     context, everything its run depends on.
 
-    Two fields change how it searches, not what it covers (its label, seed and
+    Three fields change how it searches, not what it covers (its label, seed and
     reproduce command ignore them): ``shrink=False`` stops at the first failing
     example, as found (a quick first pass, whose failures a caller shrinks later,
     one per cause); ``replay`` is a shared counterexample tried on the task's own
     versions before anything is generated: if it fails there, that is the task's
-    failure; if it holds, the task searches (and shrinks) as usual.
+    failure; if it holds, the task searches (and shrinks) as usual; ``focus`` is a
+    device type: only a failure on it counts, so that shrinking one failure keeps
+    its cause (Hypothesis otherwise slips to whatever fails most simply, which
+    may be another type failing for another reason).
     """
 
     invariant: str
@@ -144,6 +147,7 @@ class Task:
     seed: int
     context: Context
     shrink: bool = True
+    focus: str | None = None
     # A case holds a mapping, which does not hash; a task still does, without it.
     replay: Shared | None = field(default=None, hash=False)
 
