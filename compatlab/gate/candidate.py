@@ -21,7 +21,9 @@ shares as well as one process, and every task stays plain data):
 2. failures of one invariant whose explanations share a cause
    (:class:`~compatlab.gate.explain.Cause`: the property that differs, the
    refused type or property) form a group, in task order; the first of each group
-   searches again and shrinks;
+   searches again and shrinks, counting only failures on the device type it
+   failed on (``Task.focus``: left free, Hypothesis shrinks towards whichever
+   type fails most simply, and one type's missing entry would hide another's);
 3. every other member replays that shrunk case on its own version tuple
    (``Task.replay``). A member whose replay fails, for a cause its own failure
    had, keeps the shared counterexample (its outcome names the task that shrank
@@ -322,6 +324,13 @@ def _check(outcome: Outcome) -> None:
         raise GateTaskError(outcome)
 
 
+def _shrinking(found: _Found) -> Task:
+    """The task that shrinks ``found``'s failure, on its device type: so that the
+    shrunk case keeps the cause the group was formed on."""
+    assert found.outcome.failure is not None
+    return dataclasses.replace(found.task, shrink=True, focus=found.outcome.failure.driver)
+
+
 def by_cause(found: Sequence[_Found]) -> list[list[_Found]]:
     """Failures grouped by cause, in order: a failure joins the first group of its
     invariant whose first member's explanation shares a cause with its own (a
@@ -374,7 +383,7 @@ class _Shrinking:
             groups = by_cause(pending)
             if shrinking is not None:
                 shrinking(len(groups), len(pending))
-            shrunk = self._run([dataclasses.replace(g[0].task, shrink=True) for g in groups])
+            shrunk = self._run([_shrinking(g[0]) for g in groups])
             replays: list[tuple[_Found, Task]] = []
             again: list[_Found] = []
             for group, outcome in zip(groups, shrunk, strict=True):
