@@ -14,6 +14,9 @@ command line, as a release pipeline runs it (``compatlab gate --candidate FILE
   types the seeded file touches, from the same baselines): the same tasks, each
   searching its whole budget; what a correct release costs.
 
+Each correct candidate in ``corpora/candidates/good/`` is gated once, to its
+passing verdict (``--skip good`` leaves them out).
+
 For each it reports the wall time of the whole command and of the first verdict:
 the moment the command says ``gate: FAIL (`` on stderr (a checkout that says
 nothing before the end gives its end). Ratios stand beside the absolute figures:
@@ -151,6 +154,13 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or not b else f"{a / b:.1f}×"
 
 
+def _verdict(timing: Timing) -> str:
+    if timing.capped:
+        return "timeout"
+    code = -1 if timing.exit_code is None else timing.exit_code
+    return {0: "PASS", 1: "FAIL"}.get(code, f"exit {code}")
+
+
 def _count(value: object) -> str:
     return "-" if value is None else str(value)
 
@@ -198,26 +208,19 @@ COLUMNS = [
 
 
 def measure(path: Path, repo: Path, common: list[str], args: argparse.Namespace) -> Row:
-    tmp = Path(tempfile.mkdtemp())
     ff = run_gate(repo, ["--candidate", str(path), *common, "--fail-fast"], args.timeout)
     full = None
     if "full" not in args.skip:
         full = run_gate(repo, ["--candidate", str(path), *common], args.timeout)
     passing = None
     if "passing" not in args.skip:
-        twin, options = passing_twin(path, tmp)
-        passing = run_gate(repo, ["--candidate", str(twin), *common, *options], args.timeout)
+        with tempfile.TemporaryDirectory() as tmp:
+            twin, options = passing_twin(path, Path(tmp))
+            passing = run_gate(repo, ["--candidate", str(twin), *common, *options], args.timeout)
     main = full or ff
-    verdict = (
-        "timeout"
-        if main.capped
-        else {0: "PASS", 1: "FAIL"}.get(
-            main.exit_code if main.exit_code is not None else -1, f"exit {main.exit_code}"
-        )
-    )
     return Row(
         seeded=path.stem,
-        verdict=verdict,
+        verdict=_verdict(main),
         first_verdict=main.first if main.first is not None else main.total,
         first_capped=main.first is None and main.capped,
         full=full,
@@ -233,7 +236,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], help="a seeded file's name")
     parser.add_argument("--repo", type=Path, default=HERE, help="the checkout to measure")
     parser.add_argument("--timeout", type=float, default=900.0, help="cap per command (s)")
-    parser.add_argument("--skip", action="append", default=[], choices=["full", "passing"])
+    parser.add_argument("--skip", action="append", default=[], choices=["full", "passing", "good"])
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     repo = args.repo.resolve()
@@ -250,6 +253,24 @@ def main() -> None:
         row = measure(path, repo, common, args)
         rows.append(row)
         print("| " + " | ".join(row.cells(bare)) + " |", flush=True)
+    good = (
+        []
+        if "good" in args.skip
+        else sorted((repo / "corpora" / "candidates" / "good").glob("*.toml"))
+    )
+    if args.only:
+        good = [p for p in good if p.stem in args.only]
+    if good:
+        print("\n| good | verdict | s | runs |\n| --- | --- | ---: | ---: |")
+    passes = {}
+    for path in good:
+        timing = run_gate(repo, ["--candidate", str(path), *common], args.timeout)
+        passes[path.stem] = timing
+        print(
+            f"| {path.stem} | {_verdict(timing)} | {_fmt(timing.total, timing.capped)} "
+            f"| {_count(timing.runs)} |",
+            flush=True,
+        )
     if args.json:
         data = {
             "repo": str(repo),
@@ -257,6 +278,7 @@ def main() -> None:
             "workers": args.workers,
             "bare_start": bare,
             "rows": [asdict(r) for r in rows],
+            "good": {name: asdict(t) for name, t in passes.items()},
         }
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
