@@ -289,6 +289,10 @@ def test_cli_json_verdict_carries_the_register_diff() -> None:
     assert any("x-pcie-ext-tag" in line for line in failure["explanation"])
     fields = [r["field"] for r in failure["registers"]]
     assert any("PCI Express capability" in f for f in fields), fields
+    assert {"kind": "entry", "driver": failure["driver"], "prop": "x-pcie-ext-tag"} in failure[
+        "causes"
+    ]
+    assert failure["shrunk"] and failure["shared_from"] is None and verdict["shrinks"] == 1
 
 
 def test_cli_unknown_driver_is_exit_2() -> None:

@@ -125,6 +125,7 @@ class GateFailure:
             "failure": self.failure.to_json(),
             "explanation": list(self.explanation.lines),
             "registers": list(self.explanation.registers),
+            "causes": [dataclasses.asdict(c) for c in self.explanation.causes],
             "note": self.outcome.note,
             "shrunk": self.shrunk,
             "shared_from": self.shared_from,
@@ -331,7 +332,7 @@ def _shrinking(found: _Found) -> Task:
     return dataclasses.replace(found.task, shrink=True, focus=found.outcome.failure.driver)
 
 
-def by_cause(found: Sequence[_Found]) -> list[list[_Found]]:
+def _by_cause(found: Sequence[_Found]) -> list[list[_Found]]:
     """Failures grouped by cause, in order: a failure joins the first group of its
     invariant whose first member's explanation shares a cause with its own (a
     failure that cannot be explained has no cause and stays alone)."""
@@ -380,7 +381,7 @@ class _Shrinking:
         done: dict[int, GateFailure | None] = {}
         pending = list(found)
         while pending:
-            groups = by_cause(pending)
+            groups = _by_cause(pending)
             if shrinking is not None:
                 shrinking(len(groups), len(pending))
             shrunk = self._run([_shrinking(g[0]) for g in groups])
@@ -389,7 +390,7 @@ class _Shrinking:
             for group, outcome in zip(groups, shrunk, strict=True):
                 first, rest = group[0], group[1:]
                 if outcome.status is Status.FAIL and outcome.case is not None:
-                    self.shrinks += outcome.shrunk
+                    self.shrinks += int(outcome.shrunk)
                     done[first.index] = self._failure(outcome)
                     shared = Shared(outcome.case, first.task.label)
                     replays += [(m, dataclasses.replace(m.task, shrink=False, replay=shared))
