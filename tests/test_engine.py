@@ -26,6 +26,7 @@ from compatlab.engine import (
     run_task,
 )
 from compatlab.engine.corpus import load_findings
+from compatlab.engine.tasks import Shared
 from compatlab.invariants import Case, Failure, get
 from compatlab.results import ResultRecord, append, read_records
 from compatlab.versions import ALL_VERSIONS, Version
@@ -89,6 +90,15 @@ def test_targets_pair_every_older_version_with_the_target_newest_first() -> None
 def test_tasks_are_plain_data() -> None:
     (task,) = plan(_request("upgrade-chain", versions=(V("2.4"), V("10.0")), devices=("nvme",)))
     assert pickle.loads(pickle.dumps(task)) == task
+    # A shared counterexample travels with the task, guest writes and all.
+    case = Case(
+        (V("2.4"), V("9.0"), V("10.0")),
+        Config((parse_device_string("nvme,id=d,serial=x"),)),
+        {"writes": [(0x88, 1, 0x0F)]},
+    )
+    replaying = dataclasses.replace(task, shrink=False, replay=Shared(case, "elsewhere"))
+    assert pickle.loads(pickle.dumps(replaying)) == replaying
+    assert hash(replaying) == hash(dataclasses.replace(replaying, replay=None))
 
 
 def _replan(command: str) -> list[Task]:
@@ -170,6 +180,72 @@ def test_a_real_compat_bug_fails_and_a_known_one_is_marked(tmp_path: Path) -> No
     known = run_task(_nvme_task(tmp_path, findings=str(findings)))
     assert known.status is Status.KNOWN and known.note == NVME_FINDING.reason
     assert not known.failed() and known.failed(strict=True)
+
+
+def test_a_task_that_does_not_shrink_gives_its_first_failure_as_found(tmp_path: Path) -> None:
+    task = _nvme_task(tmp_path)
+    found = run_task(dataclasses.replace(task, shrink=False))
+    shrunk = run_task(task)
+    assert found.status is shrunk.status is Status.FAIL
+    assert not found.shrunk and shrunk.shrunk
+    # The same search from the same seed, stopped before it shrank.
+    assert found.examples < shrunk.examples
+    assert found.case is not None and found.failure is not None
+    assert found.failure.config == tuple(found.case.config.device_strings())
+    assert found.promoted is None  # the corpus keeps minimal cases
+    assert shrunk.promoted is not None
+
+
+def test_a_focused_task_counts_only_failures_on_its_device_type(tmp_path: Path) -> None:
+    task = _nvme_task(tmp_path)
+    focused = run_task(dataclasses.replace(task, focus="nvme"))
+    assert focused.status is Status.FAIL and focused.failure is not None
+    assert focused.failure.driver == "nvme"
+    # Every failure of this task is nvme's: focused elsewhere, none counts.
+    assert run_task(dataclasses.replace(task, focus="e1000")).status is Status.PASS
+
+
+def _other_nvme_task(*versions: str) -> Task:
+    (task,) = plan(
+        _request("upgrade-round-trip", versions=tuple(map(V, versions)), devices=("nvme",))
+    )
+    return task
+
+
+def test_a_shared_counterexample_is_replayed_on_the_tasks_own_versions(tmp_path: Path) -> None:
+    shrunk = run_task(_nvme_task(tmp_path))
+    assert shrunk.case is not None and shrunk.failure is not None
+    other = _other_nvme_task("8.0", "10.0")
+    outcome = run_task(
+        dataclasses.replace(other, shrink=False, replay=Shared(shrunk.case, shrunk.task.label))
+    )
+    assert outcome.status is Status.FAIL and outcome.failure is not None
+    assert outcome.shared_from == shrunk.task.label
+    assert shrunk.task.label in (outcome.note or "")
+    assert not outcome.shrunk and outcome.examples == 1  # replayed, nothing searched
+    assert outcome.failure.versions == ("8.0", "10.0")
+    assert outcome.failure.config == shrunk.failure.config
+    assert outcome.case is not None and outcome.case.versions == (V("8.0"), V("10.0"))
+
+
+def test_a_shared_counterexample_that_holds_or_is_refused_leaves_the_task_to_search(
+    tmp_path: Path,
+) -> None:
+    shrunk = run_task(_nvme_task(tmp_path))
+    assert shrunk.case is not None
+    # From 9.2 nvme does not change any more: the case holds, the task searches.
+    holds = run_task(
+        dataclasses.replace(_other_nvme_task("9.2", "10.0"), replay=Shared(shrunk.case, "x"))
+    )
+    assert holds.status is Status.PASS and holds.examples > 1 and holds.shared_from is None
+    # A case the task's oldest version refuses is not the task's: it searches too.
+    vmxnet3 = Case((V("10.0"), V("10.1")), Config((parse_device_string("vmxnet3,id=v"),)))
+    (e1000,) = plan(
+        _request("upgrade-round-trip", versions=(V("1.4"), V("10.0")), devices=("e1000",))
+    )
+    refused = run_task(dataclasses.replace(e1000, replay=Shared(vmxnet3, "x")))
+    assert refused.status in (Status.PASS, Status.FAIL) and refused.shared_from is None
+    assert refused.examples > 1
 
 
 def test_a_profile_that_saves_writes_the_example_database(tmp_path: Path) -> None:

@@ -24,7 +24,14 @@ from compatlab.catalogue.candidate import (
 )
 from compatlab.config import Config, parse_device_string
 from compatlab.engine.corpus import load_findings
-from compatlab.gate import CANDIDATE_INVARIANTS, GATE_INVARIANTS, candidate_gate
+from compatlab.gate import (
+    CANDIDATE_INVARIANTS,
+    GATE_INVARIANTS,
+    GateFailure,
+    candidate_gate,
+    candidate_ref,
+    gate_tasks,
+)
 from compatlab.realize import realize
 from compatlab.versions import Version
 
@@ -233,6 +240,30 @@ def test_cli_names_the_missing_entry(tmp_path: Path) -> None:
     assert '"verdict": "fail"' in record.read_text(encoding="utf-8")
 
 
+def test_cli_says_the_first_failure_before_it_shrinks() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "compatlab", "gate", "--profile", "ci", "-n", "2",
+            "--candidate", str(CANDIDATES / "seeded" / "rng-vectors-no-entry.toml"),
+            "--baseline", "7.0..7.1", "--invariant", "machine-type-upgrade",
+        ],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("gate: FAIL (first failing"))
+    assert "machine-type-upgrade 7.1 → 7.2: virtio-rng-pci" in lines[first]
+    assert "missing: virtio-rng-pci.vectors is new in 7.2" in lines[first + 1]
+    shrinking = lines.index(
+        "gate: shrinking 1 counterexample(s), one per cause, for 2 failing run(s)"
+    )
+    assert first < shrinking
+    # One block for the two runs that share the counterexample.
+    assert proc.stdout.count("FAIL machine-type-upgrade") == 1
+    assert "also fails from 7.0 (same explanation)" in proc.stdout
+    assert "2 failing run(s), 1 shrunk" in proc.stdout
+
+
 def test_cli_refuses_both_gates_at_once() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "compatlab", "gate", "--candidate", "x.toml",
@@ -258,6 +289,10 @@ def test_cli_json_verdict_carries_the_register_diff() -> None:
     assert any("x-pcie-ext-tag" in line for line in failure["explanation"])
     fields = [r["field"] for r in failure["registers"]]
     assert any("PCI Express capability" in f for f in fields), fields
+    assert {"kind": "entry", "driver": failure["driver"], "prop": "x-pcie-ext-tag"} in failure[
+        "causes"
+    ]
+    assert failure["shrunk"] and failure["shared_from"] is None and verdict["shrinks"] == 1
 
 
 def test_cli_unknown_driver_is_exit_2() -> None:
@@ -329,6 +364,92 @@ def test_workers_give_the_same_verdict() -> None:
         ("machine-type-upgrade", "9.2"),
         ("machine-type-upgrade", "10.0"),
     }
+
+
+# -- one shrunk counterexample per cause ------------------------------------------------
+
+
+def _minimal(config: tuple[str, ...]) -> bool:
+    """What the gate's configs shrink towards: one device, no explicit property."""
+    return len(config) == 1 and parse_device_string(config[0]).properties == ()
+
+
+def test_failures_of_one_cause_share_one_shrunk_counterexample() -> None:
+    """Five baselines fail for one missing entry: one run shrinks, the other four
+    replay its counterexample on their own versions and say whose it is."""
+    cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / "rng-vectors-no-entry.toml"))
+    baselines = [Version.parse(v) for v in ("6.0", "6.1", "6.2", "7.0", "7.1")]
+    verdict = candidate_gate(
+        cc, profile="ci", baselines=baselines, invariants=["machine-type-upgrade"]
+    )
+    assert not verdict.passed and verdict.runs == 5
+    assert verdict.shrinks == 1
+    first, *rest = verdict.failures
+    assert [f.versions for f in verdict.failures] == [(v, "7.2") for v in ("7.1", "7.0", "6.2", "6.1", "6.0")]  # fmt: skip
+    assert first.shrunk and first.shared_from is None
+    assert _minimal(first.failure.config)
+    for f in rest:
+        assert not f.shrunk and f.shared_from == first.outcome.task.label
+        assert f.failure.config == first.failure.config
+        assert f.to_json()["shared_from"] == first.outcome.task.label
+    for f in verdict.failures:
+        assert f.explanation.lines == first.explanation.lines
+        assert "virtio-rng-pci.vectors is new in 7.2" in f.explanation.lines[0]
+
+
+def test_two_causes_keep_two_counterexamples_in_one_process_or_two() -> None:
+    """virtio-net's vectors entry misses both -transitional types: two missing
+    entries, two shrunk counterexamples, each shared only by its own cause's runs;
+    two processes give the same verdict as one."""
+    cc = apply_candidate(
+        load_candidate(CANDIDATES / "seeded" / "net-vectors-entry-misses-transitional.toml")
+    )
+    one = candidate_gate(cc, profile="ci", invariants=["machine-type-upgrade"])
+    assert {f.driver for f in one.failures} == set(TRANSITIONAL)
+    assert one.shrinks == 2
+    for driver in TRANSITIONAL:
+        mine = [f for f in one.failures if f.driver == driver]
+        (shrunk,) = [f for f in mine if f.shrunk]
+        assert _minimal(shrunk.failure.config)
+        assert all(f.failure.config == shrunk.failure.config for f in mine)
+        assert all(f.shared_from == shrunk.outcome.task.label for f in mine if f is not shrunk)
+        assert all(f"{driver}.vectors changed" in f.explanation.lines[0] for f in mine)
+    two = candidate_gate(cc, profile="ci", invariants=["machine-type-upgrade"], workers=2)
+    assert (one.runs, one.examples, one.shrinks) == (two.runs, two.examples, two.shrinks)
+    assert [f.to_json() | {"seconds": 0} for f in one.failures] == [
+        f.to_json() | {"seconds": 0} for f in two.failures
+    ]
+
+
+def test_a_gate_reports_its_first_failure_before_it_shrinks() -> None:
+    cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / "rng-vectors-no-entry.toml"))
+    events: list[tuple[str, object]] = []
+    verdict = candidate_gate(
+        cc,
+        profile="ci",
+        baselines=[Version.parse("7.0"), Version.parse("7.1")],
+        invariants=["machine-type-upgrade"],
+        first_failure=lambda f: events.append(("first", f)),
+        shrinking=lambda causes, failing: events.append(("shrinking", (causes, failing))),
+    )
+    assert [kind for kind, _ in events] == ["first", "shrinking"]
+    first = events[0][1]
+    assert isinstance(first, GateFailure) and not first.shrunk
+    assert first.explanation.lines == verdict.failures[0].explanation.lines
+    assert events[1][1] == (1, 2)
+
+
+def test_a_removed_device_type_fails_the_whole_gate_without_an_error() -> None:
+    """A chain through the candidate that removed e1000 cannot carry an e1000 guest:
+    it is not planned (it would draw no config and error), and the rest fail."""
+    cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / "e1000-removed.toml"))
+    baselines = [Version.parse(v) for v in ("9.2", "10.0")]
+    tasks = gate_tasks(candidate_ref(cc), baselines=baselines, profile="ci")
+    assert all("10.1" not in t.versions[:-1] for t in tasks if t.drivers == ("e1000",))
+    verdict = candidate_gate(cc, profile="ci", baselines=baselines)
+    assert not verdict.passed and verdict.complete and verdict.runs == len(tasks)
+    assert {f.driver for f in verdict.failures} == {"e1000"}
+    assert all("refuses" in f.failure.detail for f in verdict.failures)
 
 
 def test_an_inherited_break_does_not_hide_a_new_one() -> None:

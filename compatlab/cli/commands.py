@@ -679,7 +679,35 @@ def _candidate_gate(args: argparse.Namespace) -> int:
         f"({len(olds)} versions) on {', '.join(chosen) or 'no device type'}; profile {profile}",
         file=sys.stderr,
     )
+    if cc.problems:
+        # A data problem fails the gate whatever the runs find.
+        first = cc.problems[0]
+        print(
+            f"gate: FAIL (data problem; the report follows): ({first.kind}) {first.message}",
+            file=sys.stderr,
+        )
     progress = _Progress("gate")
+
+    def first_failure(f: Any) -> None:
+        # The verdict is known now; the report (shrunk, with every cause) follows.
+        _progress_done()
+        span = " → ".join(dict.fromkeys(f.versions))
+        print(
+            f"gate: FAIL (first failing run, after {f.seconds:.1f}s; the report follows): "
+            f"{f.invariant} {span}: {f.driver}: {f.failure.detail}",
+            file=sys.stderr,
+        )
+        for line in f.explanation.lines:
+            print(f"  missing: {line}", file=sys.stderr)
+
+    def shrinking(counterexamples: int, failing: int) -> None:
+        _progress_done()
+        print(
+            f"gate: shrinking {counterexamples} counterexample(s), one per cause, "
+            f"for {failing} failing run(s)",
+            file=sys.stderr,
+        )
+
     verdict = candidate_gate(
         cc,
         baselines=baselines,
@@ -690,6 +718,8 @@ def _candidate_gate(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         workers=max(1, args.workers),
         progress=progress,
+        first_failure=first_failure,
+        shrinking=shrinking,
     )
     _progress_done()
     if args.record:
@@ -706,17 +736,23 @@ def _candidate_gate(args: argparse.Namespace) -> int:
 def _print_candidate_verdict(verdict: Any) -> None:
     for problem in verdict.problems:
         print(f"problem ({problem['kind']}): {problem['message']}")
-    shown: set[tuple[str, str | None, tuple[str, ...]]] = set()
+    # One block per distinct failure; the runs that share its counterexample are
+    # counted, not repeated.
+    blocks: dict[tuple[str, str | None, tuple[str, ...]], list[Any]] = {}
     for f in verdict.failures:
-        key = (f.invariant, f.driver, f.explanation.lines)
-        if key in shown:
-            continue
-        shown.add(key)
+        blocks.setdefault((f.invariant, f.driver, f.explanation.lines), []).append(f)
+    for same in blocks.values():
+        f = same[0]
         span = " → ".join(dict.fromkeys(f.versions))
         print(f"FAIL {f.invariant} {span}: {f.driver}: {f.failure.detail}")
         for line in f.explanation.lines:
             print(f"  missing: {line}")
         print("  minimal config: " + " ".join(f"-device {d}" for d in f.failure.config))
+        if f.shared_from is not None:
+            print(f"  counterexample found and shrunk by {f.shared_from}")
+        if len(same) > 1:
+            spans = ", ".join(g.versions[0] for g in same[1:])
+            print(f"  also fails from {spans} (same explanation)")
         registers = f.explanation.registers
         for r in registers[:8]:
             print(
@@ -729,9 +765,10 @@ def _print_candidate_verdict(verdict: Any) -> None:
     fails = verdict.failures
     state = "PASS" if verdict.passed else "FAIL"
     rest = "" if verdict.complete else " (stopped at the first failure)"
+    shrunk = f", {verdict.shrinks} shrunk" if fails else ""
     print(
         f"gate: {state}: candidate {verdict.candidate}, {verdict.runs} runs, "
-        f"{verdict.examples} examples, {len(fails)} failing run(s), "
+        f"{verdict.examples} examples, {len(fails)} failing run(s){shrunk}, "
         f"{len(verdict.problems)} data problem(s) in {verdict.seconds:.1f}s{rest}"
     )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from compatlab.engine.tasks import Task, reproduce_command
-from compatlab.invariants.registry import Failure
+from compatlab.invariants.registry import Case, Failure
 from compatlab.results import ResultRecord
 
 
@@ -47,6 +47,15 @@ class Outcome:
     promoted: str | None = None
     #: What the check saw but did not fail on (distinct details, first first).
     notes: tuple[Failure, ...] = ()
+    #: The failing case itself (a caller hands it to other tasks to replay, see
+    #: :class:`~compatlab.engine.tasks.Shared`); not part of the results table.
+    case: Case | None = None
+    #: Whether this run shrank its failure (False: the first failing example as
+    #: found, or a shared counterexample replayed).
+    shrunk: bool = False
+    #: The label of the task that found and shrank the counterexample this failure
+    #: replays (None: the task's own).
+    shared_from: str | None = None
 
     @property
     def reproduce(self) -> str:

@@ -5,7 +5,12 @@ loads its profile, searches from its seed, classifies the outcome
 (:class:`~compatlab.engine.outcome.Status`) and promotes a new failure to the
 failure corpus. A failure is first found without shrinking: one that a known
 finding explains needs no minimal example, and shrinking is most of a failing
-run's cost; anything else is searched again from the same seed, and shrunk.
+run's cost; anything else is searched again from the same seed, and shrunk —
+unless the task says not to (``Task.shrink``: a caller that shrinks one failure
+per cause, as the candidate gate does, asks for the first failure as found).
+A task that carries a shared counterexample (``Task.replay``) tries it first, on
+its own versions: a failure there is the task's, not shrunk again, and the
+outcome names the task that shrank it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from compatlab.engine.corpus import explaining, load_findings, promote
 from compatlab.engine.outcome import Outcome, Status
 from compatlab.engine.tasks import CatalogueRef, Task, reproduce_command
-from compatlab.errors import CompatlabError
+from compatlab.errors import CompatlabError, InputError
 from compatlab.invariants.registry import (
     Case,
     Failure,
@@ -220,54 +225,92 @@ def _run(
     explicit = inv.examples(versions, scope) if inv.examples is not None else []
     base = _settings(task)
 
+    def attempt(case: Case) -> None:
+        nonlocal examples
+        examples += 1
+        try:
+            inv.run(case, system)
+        except Violation as violation:
+            if task.focus is not None and violation.failure.driver != task.focus:
+                return  # another type's failure: not the one this task shrinks
+            if excused(case):
+                return
+            found[:] = [case]
+            raise
+
     def search(*, shrink: bool) -> None:
         """One Hypothesis search from the task's seed (a fresh test each time, since
         settings attach to the test function)."""
 
         def test(case: Case) -> None:
-            nonlocal examples
-            examples += 1
-            try:
-                inv.run(case, system)
-            except Violation:
-                if excused(case):
-                    return
-                found[:] = [case]
-                raise
+            attempt(case)
 
         # One database key per task, not one for every task (they share this source).
         test._hypothesis_internal_add_digest = task.label.encode()  # type: ignore[attr-defined]
-        phases = [p for p in base.phases if shrink or p != Phase.shrink]
+        # Hypothesis' explain phase varies the shrunk example a hundred times or so
+        # to comment on its report, which the engine never shows (it keeps the
+        # Failure): that phase alone was most of a failing run's time.
+        phases = [
+            p for p in base.phases if p is not Phase.explain and (shrink or p is not Phase.shrink)
+        ]
         searched = given(strategy)(test)
         for case in reversed(explicit):  # the outermost @example runs first
             searched = example(case)(searched)
         # Settings outside @seed: @seed alone drops the example database.
         settings(base, phases=phases, report_multiple_bugs=False)(seed(task.seed)(searched))()
 
+    # A shared counterexample, on this task's own versions (a chain's middle
+    # version included), is tried before anything is generated.
+    replayed = None
+    if task.replay is not None:
+        replayed = dataclasses.replace(task.replay.case, versions=versions)
+    searched_again = False
     try:
         try:
+            # A version of this task that refuses the shared config: search instead.
+            if replayed is not None:
+                with suppress(InputError):
+                    attempt(replayed)
             search(shrink=False)
         except Violation as first:
             known = explaining(findings, first.failure)
             if known is not None:
                 return done(Status.KNOWN, failure=first.failure, note=known.reason)
+            # A shared counterexample is minimal already.
+            if not task.shrink or (replayed is not None and found[-1] is replayed):
+                raise
+            searched_again = True
             search(shrink=True)
     except Violation as violation:
         failure = violation.failure
         known = explaining(findings, failure)
         if known is not None:
             return done(Status.KNOWN, failure=failure, note=known.reason)
+        case = found[-1] if found else None
+        shared = task.replay if replayed is not None and case is replayed else None
         promoted = None
-        if found and task.context.failures_dir is not None:
+        # The corpus keeps minimal cases: a first failure as found is not one.
+        final = searched_again or shared is not None
+        if case is not None and final and task.context.failures_dir is not None:
             path = promote(
                 inv.name,
-                found[-1],
+                case,
                 failure,
                 Path(task.context.failures_dir),
                 reproduce=reproduce_command(task),
             )
             promoted = str(path)
-        return done(Status.FAIL, failure=failure, promoted=promoted)
+        return done(
+            Status.FAIL,
+            failure=failure,
+            promoted=promoted,
+            case=case,
+            shrunk=searched_again and Phase.shrink in base.phases,
+            shared_from=None if shared is None else shared.found_by,
+            note=None
+            if shared is None
+            else f"counterexample found and shrunk by {shared.found_by}",
+        )
     except Exception as exc:  # a defect in a check or the model: keep going, say so
         return done(Status.ERROR, note=f"{type(exc).__name__}: {exc}")
     return done(Status.PASS)

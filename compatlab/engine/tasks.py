@@ -27,9 +27,13 @@ import hashlib
 import random
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from compatlab.versions import Version
+
+if TYPE_CHECKING:
+    from compatlab.invariants.registry import Case
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +114,42 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class Shared:
+    """A counterexample one task found and shrank, handed to another task of the same
+    invariant to replay on its own version tuple instead of shrinking a failure of
+    its own (the candidate gate shares one per cause). ``found_by`` is the label of
+    the task that found and shrank it, so that an outcome can say where its
+    counterexample came from."""
+
+    case: Case
+    found_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """One invariant on one version tuple, with its own seed: with its run's
-    context, everything its run depends on."""
+    context, everything its run depends on.
+
+    Three fields change how it searches, not what it covers (its label, seed and
+    reproduce command ignore them): ``shrink=False`` stops at the first failing
+    example, as found (a quick first pass, whose failures a caller shrinks later,
+    one per cause); ``replay`` is a shared counterexample tried on the task's own
+    versions before anything is generated: if it fails there, that is the task's
+    failure; if it holds, the task searches (and shrinks) as usual; ``focus`` is a
+    device type: only a failure on it counts, so that shrinking one failure keeps
+    its cause (Hypothesis otherwise slips to whatever fails most simply, which
+    may be another type failing for another reason).
+    """
 
     invariant: str
     versions: tuple[str, ...]
     drivers: tuple[str, ...] | None
     seed: int
     context: Context
+    shrink: bool = True
+    focus: str | None = None
+    # A case holds a mapping, which does not hash; a task still does, without it.
+    replay: Shared | None = field(default=None, hash=False)
 
     @property
     def device(self) -> str:
@@ -160,8 +191,11 @@ def middle_version(
 
 def plan(request: Request) -> list[Task]:
     """Every task ``request`` covers, in a stable order (invariant, version tuple,
-    device). Tasks whose device types do not exist on their oldest version are left
-    out: no guest of that version can have them."""
+    device). Device types are kept only where they exist on every version its
+    configs must run on (all of them, or all but the newest when the newest may
+    refuse): no guest of a version without the type can have one, and a chain whose
+    middle version lacks it (a candidate that removes the type, drawn as the
+    middle) cannot carry one. A task left with no device type is left out."""
     from compatlab.engine.run import catalogue_of
     from compatlab.invariants.registry import get
     from compatlab.versions import using_versions
@@ -194,10 +228,18 @@ def plan(request: Request) -> list[Task]:
                         for u, w in pairs
                     ]
             for versions in tuples:
+                # As the invariants' strategies draw configs (Scope.last_may_refuse).
+                valid_on = (
+                    versions[:-1]
+                    if request.context.last_may_refuse and len(versions) > 1
+                    else versions
+                )
                 for group in groups:
                     drivers = group
                     if group is not None:
-                        drivers = tuple(d for d in group if cat.types[d].exists_in(versions[0]))
+                        drivers = tuple(
+                            d for d in group if all(cat.types[d].exists_in(v) for v in valid_on)
+                        )
                         if not drivers:
                             continue
                     device = drivers[0] if drivers and request.drivers is None else None

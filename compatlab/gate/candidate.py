@@ -9,6 +9,29 @@ executor can run it. Breaks already in the released history are not the
 candidate's: the engine excuses a violation that the base's newest release, in the
 candidate's place, shows on exactly the same devices. Every failure is explained
 (:func:`compatlab.gate.explain.explain`).
+
+A failing candidate usually fails most of its runs for one reason, and shrinking
+is most of a failing run's cost, so the gate does not shrink every failure on
+its own. It runs in rounds, each through the engine's executor (so ``-n N``
+shares as well as one process, and every task stays plain data):
+
+1. every task searches without shrinking (``Task.shrink=False``) and stops at its
+   first failing example; the controller explains each failure as it arrives
+   (the first one can be shown at once, before anything is shrunk);
+2. failures of one invariant whose explanations share a cause
+   (:class:`~compatlab.gate.explain.Cause`: the property that differs, the
+   refused type or property) form a group, in task order; the first of each group
+   searches again and shrinks, counting only failures on the device type it
+   failed on (``Task.focus``: left free, Hypothesis shrinks towards whichever
+   type fails most simply, and one type's missing entry would hide another's);
+3. every other member replays that shrunk case on its own version tuple
+   (``Task.replay``). A member whose replay fails, for a cause its own failure
+   had, keeps the shared counterexample (its outcome names the task that shrank
+   it); the others (the case holds there, is refused by an older version, or
+   fails for another reason) go to the next round with the failure they found.
+
+Every reported counterexample fails on its own versions, and every failing run
+keeps a cause it had: sharing changes what is shrunk, never what fails.
 """
 
 from __future__ import annotations
@@ -24,7 +47,7 @@ from compatlab.catalogue.candidate import CandidateCatalogue, candidate_document
 from compatlab.engine.execute import execute
 from compatlab.engine.outcome import Outcome, Status
 from compatlab.engine.run import candidate_of
-from compatlab.engine.tasks import CatalogueRef, Context, Request, Task, plan
+from compatlab.engine.tasks import CatalogueRef, Context, Request, Shared, Task, plan
 from compatlab.errors import DefectError
 from compatlab.gate.explain import Explanation, explain
 from compatlab.invariants.registry import Failure
@@ -83,6 +106,16 @@ class GateFailure:
     def reproduce(self) -> str:
         return self.outcome.reproduce
 
+    @property
+    def shrunk(self) -> bool:
+        """Whether this run shrank its counterexample itself."""
+        return self.outcome.shrunk
+
+    @property
+    def shared_from(self) -> str | None:
+        """The run that found and shrank the counterexample this one replays."""
+        return self.outcome.shared_from
+
     def to_json(self) -> dict[str, Any]:
         return {
             "invariant": self.invariant,
@@ -92,7 +125,10 @@ class GateFailure:
             "failure": self.failure.to_json(),
             "explanation": list(self.explanation.lines),
             "registers": list(self.explanation.registers),
+            "causes": [dataclasses.asdict(c) for c in self.explanation.causes],
             "note": self.outcome.note,
+            "shrunk": self.shrunk,
+            "shared_from": self.shared_from,
             "seconds": self.seconds,
             "reproduce": self.reproduce,
         }
@@ -111,6 +147,8 @@ class CandidateVerdict:
     examples: int
     seconds: float
     complete: bool
+    #: How many counterexamples were shrunk (the failures share them).
+    shrinks: int = 0
 
     @property
     def passed(self) -> bool:
@@ -128,6 +166,7 @@ class CandidateVerdict:
             "failures": [f.to_json() for f in self.failures],
             "runs": self.runs,
             "examples": self.examples,
+            "shrinks": self.shrinks,
             "seconds": self.seconds,
             "complete": self.complete,
         }
@@ -196,6 +235,8 @@ def candidate_gate(
     fail_fast: bool = False,
     workers: int = 1,
     progress: Callable[[int, int, int], None] | None = None,
+    first_failure: Callable[[GateFailure], None] | None = None,
+    shrinking: Callable[[int, int], None] | None = None,
     ref: CatalogueRef | None = None,
 ) -> CandidateVerdict:
     """Run the gate's tasks (see :func:`gate_tasks`) and give the verdict.
@@ -204,8 +245,14 @@ def candidate_gate(
     device types the candidate touches (the others behave exactly as on the base's
     newest version, since builders never test versions). ``fail_fast`` stops at
     the first failure; ``workers`` > 1 runs tasks in that many processes (the same
-    verdict: every task has its own seed). A task that errors is a defect, never a
-    verdict: it raises.
+    verdict: every task has its own seed, and groups are formed in task order). A
+    task that errors is a defect, never a verdict: it raises.
+
+    ``progress`` hears of every run of the first pass (done, total, failing);
+    ``first_failure`` of the first failing run, as found and explained, before
+    anything is shrunk; ``shrinking`` of each round that shrinks (counterexamples,
+    failing runs waiting for one). Failures are shrunk once per cause (see the
+    module docstring).
     """
     start = time.perf_counter()
     ref = ref or candidate_ref(cc)
@@ -216,31 +263,33 @@ def candidate_gate(
     tasks = [] if (problems and fail_fast) else gate_tasks(
         ref, baselines=olds, profile=profile, drivers=chosen, invariants=invariants, seed=seed
     )  # fmt: skip
-    failures: list[GateFailure] = []
+    found: list[_Found] = []
     runs = examples = 0
     complete = not (problems and fail_fast)
-    outcomes = execute(tasks, workers=workers)
+
+    def since() -> float:
+        return round(time.perf_counter() - start, 3)
+
+    outcomes = execute([dataclasses.replace(t, shrink=False) for t in tasks], workers=workers)
     try:
-        for outcome in outcomes:
+        for index, outcome in enumerate(outcomes):
             runs += 1
             examples += outcome.examples
-            if outcome.status is Status.ERROR:
-                raise GateTaskError(outcome)
+            _check(outcome)
             if outcome.status is Status.FAIL and outcome.failure is not None:
-                failures.append(
-                    GateFailure(
-                        outcome,
-                        explain(cc, outcome.failure),
-                        round(time.perf_counter() - start, 3),
-                    )
-                )
+                explanation = explain(cc, outcome.failure)
+                found.append(_Found(index, outcome, explanation))
+                if first_failure is not None and len(found) == 1:
+                    first_failure(GateFailure(outcome, explanation, since()))
             if progress is not None:
-                progress(runs, len(tasks), len(failures))
-            if fail_fast and failures:
+                progress(runs, len(tasks), len(found))
+            if fail_fast and found:
                 complete = runs == len(tasks)
                 break
     finally:
         outcomes.close()
+    rounds = _Shrinking(cc, workers, since)
+    failures = rounds.run(found, shrinking)
     return CandidateVerdict(
         candidate=str(n),
         base=str(cc.base.versions[-1]),
@@ -248,12 +297,123 @@ def candidate_gate(
         drivers=chosen,
         profile=profile,
         problems=problems,
-        failures=tuple(failures),
+        failures=failures,
         runs=runs,
-        examples=examples,
-        seconds=round(time.perf_counter() - start, 3),
+        examples=examples + rounds.examples,
+        seconds=since(),
         complete=complete,
+        shrinks=rounds.shrinks,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A failing run of the first pass: its place in the plan, its outcome (the
+    failure as found) and the explanation of that failure."""
+
+    index: int
+    outcome: Outcome
+    explanation: Explanation
+
+    @property
+    def task(self) -> Task:
+        return self.outcome.task
+
+
+def _check(outcome: Outcome) -> None:
+    if outcome.status is Status.ERROR:
+        raise GateTaskError(outcome)
+
+
+def _shrinking(found: _Found) -> Task:
+    """The task that shrinks ``found``'s failure, on its device type: so that the
+    shrunk case keeps the cause the group was formed on."""
+    assert found.outcome.failure is not None
+    return dataclasses.replace(found.task, shrink=True, focus=found.outcome.failure.driver)
+
+
+def _by_cause(found: Sequence[_Found]) -> list[list[_Found]]:
+    """Failures grouped by cause, in order: a failure joins the first group of its
+    invariant whose first member's explanation shares a cause with its own (a
+    failure that cannot be explained has no cause and stays alone)."""
+    groups: list[list[_Found]] = []
+    for f in found:
+        for group in groups:
+            first = group[0]
+            if first.task.invariant == f.task.invariant and first.explanation.shares_cause(
+                f.explanation
+            ):
+                group.append(f)
+                break
+        else:
+            groups.append([f])
+    return groups
+
+
+class _Shrinking:
+    """The rounds after the first pass: shrink one failure per cause, replay it on
+    the others of its group, and take the ones it does not hold for to the next
+    round. Each round is two batches of engine tasks, so it runs as well in a
+    process pool as here."""
+
+    def __init__(self, cc: CandidateCatalogue, workers: int, since: Callable[[], float]) -> None:
+        self.cc = cc
+        self.workers = workers
+        self.since = since
+        self.examples = 0
+        self.shrinks = 0
+
+    def _run(self, tasks: Sequence[Task]) -> list[Outcome]:
+        out = []
+        for outcome in execute(tasks, workers=self.workers):
+            self.examples += outcome.examples
+            _check(outcome)
+            out.append(outcome)
+        return out
+
+    def _failure(self, outcome: Outcome) -> GateFailure:
+        assert outcome.failure is not None
+        return GateFailure(outcome, explain(self.cc, outcome.failure), self.since())
+
+    def run(
+        self, found: Sequence[_Found], shrinking: Callable[[int, int], None] | None
+    ) -> tuple[GateFailure, ...]:
+        done: dict[int, GateFailure | None] = {}
+        pending = list(found)
+        while pending:
+            groups = _by_cause(pending)
+            if shrinking is not None:
+                shrinking(len(groups), len(pending))
+            shrunk = self._run([_shrinking(g[0]) for g in groups])
+            replays: list[tuple[_Found, Task]] = []
+            again: list[_Found] = []
+            for group, outcome in zip(groups, shrunk, strict=True):
+                first, rest = group[0], group[1:]
+                if outcome.status is Status.FAIL and outcome.case is not None:
+                    self.shrinks += int(outcome.shrunk)
+                    done[first.index] = self._failure(outcome)
+                    shared = Shared(outcome.case, first.task.label)
+                    replays += [(m, dataclasses.replace(m.task, shrink=False, replay=shared))
+                                for m in rest]  # fmt: skip
+                    continue
+                # Searched again, the failure is explained by a known finding (None)
+                # or did not come back: keep it as it was found.
+                failed = outcome.status is not Status.KNOWN
+                done[first.index] = (
+                    GateFailure(first.outcome, first.explanation, self.since()) if failed else None
+                )
+                again += rest
+            for (member, _), outcome in zip(
+                replays, self._run([t for _, t in replays]), strict=True
+            ):
+                if outcome.status is Status.FAIL and outcome.shared_from is not None:
+                    failure = self._failure(outcome)
+                    if failure.explanation.shares_cause(member.explanation):
+                        done[member.index] = failure
+                        continue
+                again.append(member)
+            pending = sorted(again, key=lambda f: f.index)
+        return tuple(f for _, f in sorted(done.items()) if f is not None)
 
 
 class GateTaskError(DefectError):

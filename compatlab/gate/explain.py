@@ -9,17 +9,28 @@ source's value, does the device come out as the source's? The history entry that
 fixes the candidate is then the value the source had, for every version from the
 source up to the newest one where the candidate's machine-type view still
 disagrees.
+
+Each explanation also names its :class:`Cause` values: what the failure comes down
+to, as keys the gate compares. Failures of one invariant that share a cause share
+one shrunk counterexample (:func:`compatlab.gate.candidate.candidate_gate`), so an
+explanation must be cheap and must work on a failure as first found, before it
+is shrunk.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from compatlab.catalogue import Catalogue, using_catalogue
 from compatlab.catalogue.candidate import CandidateCatalogue
 from compatlab.config import Config, parse_device_string
-from compatlab.errors import CompatlabError
+from compatlab.errors import (
+    CompatlabError,
+    PropertyValueError,
+    UnknownDeviceError,
+    UnknownPropertyError,
+)
 from compatlab.invariants.registry import Case, Failure, get
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.realize import RealizedDevice, build_device, builder_values, realize_resolved
@@ -28,12 +39,35 @@ from compatlab.versions import Version
 
 
 @dataclass(frozen=True, slots=True)
+class Cause:
+    """One thing a failure comes down to, as a key:
+
+    - ``entry``: property ``prop`` of ``driver`` is seen differently on the
+      candidate (the history entry it misses);
+    - ``builder``: no property of ``driver`` explains the difference;
+    - ``refused``: the candidate refuses the config: the device type ``driver``
+      (``prop`` None), or its property ``prop``, keyed by the type that declares
+      the property, so that one removal is one cause on every subtype.
+    """
+
+    kind: Literal["entry", "builder", "refused"]
+    driver: str | None
+    prop: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
-    """What the gate says about one failure: lines naming the missing entries, and
-    the register-level diff of the failing device (source against candidate)."""
+    """What the gate says about one failure: lines naming the missing entries, the
+    register-level diff of the failing device (source against candidate), and the
+    causes behind it (none when the failure cannot be explained)."""
 
     lines: tuple[str, ...] = ()
     registers: tuple[dict[str, Any], ...] = ()
+    causes: tuple[Cause, ...] = ()
+
+    def shares_cause(self, other: Explanation) -> bool:
+        """Whether the two failures come down to one thing at least."""
+        return not set(self.causes).isdisjoint(other.causes)
 
 
 def _device(
@@ -89,7 +123,10 @@ def explain(cc: CandidateCatalogue, failure: Failure) -> Explanation:
             src = _device(cat, config, old, failure.device)
             dst = _device(cat, config, new, failure.device, **load)
         except CompatlabError as exc:
-            return Explanation((f"{new} refuses the config: {exc}",))
+            return Explanation(
+                (f"{new} refuses the config: {exc}",),
+                causes=(_refusal(cat, exc, old, failure.driver),),
+            )
         if src is None or dst is None:
             return Explanation()
         (src_dev, src_vals), (dst_dev, dst_vals) = src, dst
@@ -111,12 +148,27 @@ def explain(cc: CandidateCatalogue, failure: Failure) -> Explanation:
         lines = [
             _entry_needed(cc, driver, p, old, src_vals.get(p), dst_vals.get(p)) for p in culprits
         ]
+        causes = [Cause("entry", driver, p) for p in culprits]
         if not culprits:
             lines.append(
                 f"no property of {driver} explains the difference: the candidate changed "
                 "behaviour that only a builder change could cause"
             )
-    return Explanation(tuple(lines), tuple(regs[:32]))
+            causes.append(Cause("builder", driver))
+    return Explanation(tuple(lines), tuple(regs[:32]), tuple(causes))
+
+
+def _refusal(cat: Catalogue, exc: CompatlabError, old: Version, driver: str | None) -> Cause:
+    """What the candidate refuses: a device type, or a property keyed by the type
+    that declared it on the source version."""
+    if isinstance(exc, UnknownPropertyError | PropertyValueError):
+        declared = (
+            cat.properties(exc.driver, old).get(exc.name) if exc.driver in cat.types else None
+        )
+        return Cause("refused", (declared.owner if declared else "") or exc.driver, exc.name)
+    if isinstance(exc, UnknownDeviceError):
+        return Cause("refused", exc.driver)
+    return Cause("refused", getattr(exc, "driver", None) or driver)
 
 
 def _entry_needed(
