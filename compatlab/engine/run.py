@@ -110,29 +110,27 @@ def inherited(inv: Invariant, case: Case, released: Version) -> bool:
 
 
 @cache
-def _qemu_binaries() -> tuple[tuple[str, tuple[Version, ...]], ...]:
-    """(release, machine types) of every QEMU binary found, once per process."""
+def _qemu_binaries() -> tuple[tuple[str, Version, tuple[Version, ...]], ...]:
+    """(release, version, machine types) of every QEMU binary found, once per process."""
     from compatlab.oracles.qemu import available_binaries
 
-    return tuple((b.release, tuple(b.machines)) for b in available_binaries())
+    return tuple((b.release, b.version, tuple(b.machines)) for b in available_binaries())
 
 
 def _qemu_missing(task: Task, machine: Version) -> str | None:
     """Why a real-QEMU task cannot run here (no binary offering ``machine``, or
     not the ones it compares), or None."""
     binaries = _qemu_binaries()
-    have = ", ".join(release for release, _ in binaries) or "none"
+    have = ", ".join(release for release, _, _ in binaries) or "none"
     hint = "run .ci/install-qemu or set COMPATLAB_QEMU"
     oracles = task.context.oracles
     if oracles is not None:
-        # A release is named by its version (10.0); binaries say 10.0.2.
-        found = {release.rsplit(".", 1)[0] if release.count(".") > 1 else release
-                 for release, _ in binaries}  # fmt: skip
+        found = {str(version) for _, version, _ in binaries}
         lost = [b for b in (oracles.baseline, oracles.candidate) if b not in found]
         if not lost:
             return None
         return f"{task.invariant} needs QEMU {' and '.join(lost)} (found: {have}); {hint}"
-    if any(machine in machines for _, machines in binaries):
+    if any(machine in machines for _, _, machines in binaries):
         return None
     return f"{task.invariant} needs a QEMU binary offering {machine.machine_type} (found: {have}); {hint}"
 
