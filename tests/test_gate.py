@@ -56,13 +56,14 @@ def test_compare_records_finds_bytes_probes_and_refusals() -> None:
 
 @pytest.mark.qemu
 def test_gate_7_2_against_10_0_matches_the_recorded_finding() -> None:
-    from compatlab.gate import binary_gate
+    from compatlab.gate import binary_gate, binary_tasks
 
     baseline, candidate = require_qemu("7.2"), require_qemu("10.0")
     recorded = json.loads(RECORDED.read_text())
     machines = [m for m in baseline.machines if m in candidate.machines]
     assert [str(m) for m in machines] == recorded["machines"]
-    verdict = binary_gate(baseline, candidate, machines, examples=recorded["per_type"], workers=2)
+    tasks = binary_tasks(baseline, candidate, machines, examples=recorded["per_type"])
+    verdict = binary_gate(baseline, candidate, tasks, workers=2)
     assert verdict.to_json()["verdict"] == recorded["verdict"]
     live = {d["driver"]: d for d in verdict.differences}
     kept = {d["driver"]: d for d in recorded["differences"]}
@@ -102,6 +103,7 @@ def _fake_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
         return qemu.QemuBinary(Path(f"/fake/qemu-{release}"), f"{release}.1", v, machines)
 
     monkeypatch.setattr(qemu, "binary_for", binary_for)
+    monkeypatch.setattr(qemu, "check_alive", lambda binary, machine: None)
 
 
 def _fake_executor(monkeypatch: pytest.MonkeyPatch, status: Status, seen: list[Task]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from compatlab.oracles.capture import CaptureRecord, read_corpus, write_records
 from compatlab.oracles.compare import byte_diff, check_record
-from compatlab.oracles.qemu import _clean_error, backend_args
+from compatlab.oracles.qemu import _error_lines, backend_args
 
 PVPANIC = "361b1100000000000100800800000000" + "00" * 28 + "f41a0011" + "00" * 16 + "00" * 192
 
@@ -58,7 +58,7 @@ def test_qemu_error_lines_lose_the_program_prefix_and_warnings() -> None:
         "qemu-system-x86_64: warning: nic e1000.0 has no peer\n"
         "qemu-system-x86_64: -device e1000,bogus=1: Property 'e1000.bogus' not found\n"
     )
-    assert _clean_error(stderr) == "-device e1000,bogus=1: Property 'e1000.bogus' not found"
+    assert _error_lines(stderr) == ["-device e1000,bogus=1: Property 'e1000.bogus' not found"]
 
 
 def test_verdicts() -> None:

@@ -337,11 +337,14 @@ def _qemu_verify(args: argparse.Namespace) -> int:
     from compatlab.oracles.compare import check_record
 
     files = _corpus_files(args.paths or [str(paths.captures_dir())])
-    total = bad = skipped = 0
+    total = bad = skipped = crashed = 0
     shown = 0
     for f in files:
         for rec in read_corpus(f):
             verdict = check_record(rec, via_hints=args.via_hints)
+            if rec.fault is not None:
+                crashed += 1
+                continue
             if not verdict.applicable:
                 skipped += 1
                 continue
@@ -359,6 +362,8 @@ def _qemu_verify(args: argparse.Namespace) -> int:
             f"{skipped} captures not checked: their config did not exist on the machine "
             "type's version, so that version could not have dumped hints for it"
         )
+    if crashed:
+        print(f"{crashed} captures not checked: QEMU crashed on them (a finding about QEMU)")
     return ExitCode.OK if bad == 0 and total else ExitCode.FAILED
 
 
@@ -774,7 +779,7 @@ def _print_candidate_verdict(verdict: Any) -> None:
 
 
 def _binary_gate(args: argparse.Namespace) -> int:
-    from compatlab.gate import binary_gate, save_verdict
+    from compatlab.gate import binary_gate, binary_tasks, save_verdict
     from compatlab.oracles.qemu import binary_for
     from compatlab.versions import version_range
 
@@ -817,16 +822,17 @@ def _binary_gate(args: argparse.Namespace) -> int:
         else:
             print(msg, file=sys.stderr)
 
-    verdict = binary_gate(
+    tasks = binary_tasks(
         baseline,
         candidate,
         machines,
         examples=args.examples,
         drivers=drivers,
         seed=args.seed,
-        workers=max(1, args.workers),
         machines_spec=args.machines,
-        progress=progress,
+    )
+    verdict = binary_gate(
+        baseline, candidate, tasks, workers=max(1, args.workers), progress=progress
     )
     _progress_done()
     if args.record:

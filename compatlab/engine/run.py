@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from compatlab.engine.corpus import explaining, load_findings, promote
 from compatlab.engine.outcome import Outcome, Status
 from compatlab.engine.tasks import CatalogueRef, Task, reproduce_command
-from compatlab.errors import CompatlabError, InputError
+from compatlab.errors import CompatlabError, InputError, OracleError
 from compatlab.invariants.registry import (
     Case,
     Failure,
@@ -137,7 +137,7 @@ def _qemu_missing(task: Task, machine: Version) -> str | None:
 
 def _settings(task: Task) -> Any:
     """The task's profile, with its example database in the task's folder."""
-    from hypothesis import settings
+    from hypothesis import Phase, settings
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     from compatlab import profiles
@@ -145,7 +145,10 @@ def _settings(task: Task) -> Any:
     profiles.load(task.context.profile)
     current = settings.default
     assert current is not None
-    if task.context.budget is not None:
+    if task.context.budget == 0:
+        # No generated case: the invariant's explicit examples only.
+        current = settings(current, max_examples=1, phases=[Phase.explicit])
+    elif task.context.budget is not None:
         current = settings(current, max_examples=task.context.budget)
     if current.database is not None and task.context.database is not None:
         current = settings(current, database=DirectoryBasedExampleDatabase(task.context.database))
@@ -203,7 +206,10 @@ def _run(
         return Outcome(task, status, examples, elapsed, notes=tuple(notes.values()), **kw)
 
     if inv.needs_qemu:
-        missing = _qemu_missing(task, versions[0])
+        try:
+            missing = _qemu_missing(task, versions[0])
+        except OracleError as exc:
+            return done(Status.ERROR, note=f"oracle error: {exc}")
         if missing is not None:
             return done(Status.SKIP, note=missing)
 
@@ -228,6 +234,10 @@ def _run(
         examples += 1
         try:
             inv.run(case, system)
+        except OracleError as exc:
+            # No evidence, no verdict: out of Hypothesis at once, neither shrunk nor
+            # replayed (it would treat an Exception as a failure of this case).
+            raise _OracleAbort(exc) from None
         except Violation as violation:
             if task.focus is not None and violation.failure.driver != task.focus:
                 return  # another type's failure: not the one this task shrinks
@@ -309,6 +319,17 @@ def _run(
             if shared is None
             else f"counterexample found and shrunk by {shared.found_by}",
         )
+    except _OracleAbort as abort:
+        return done(Status.ERROR, note=f"oracle error: {abort.error}")
     except Exception as exc:  # a defect in a check or the model: keep going, say so
         return done(Status.ERROR, note=f"{type(exc).__name__}: {exc}")
     return done(Status.PASS)
+
+
+class _OracleAbort(BaseException):
+    """Carries an :class:`~compatlab.errors.OracleError` out of a Hypothesis search
+    (a BaseException, like KeyboardInterrupt, goes through it untouched)."""
+
+    def __init__(self, error: OracleError) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from compatlab.engine import Context, Oracles, Outcome, Request, Status, Task, execute, plan
+from compatlab.errors import ConfigError
 from compatlab.invariants.binary import NAME
 from compatlab.invariants.registry import Failure
 from compatlab.oracles.compare import compare_records
@@ -125,28 +126,28 @@ def binary_tasks(
 def binary_gate(
     baseline: QemuBinary,
     candidate: QemuBinary,
-    machines: Sequence[Version],
+    tasks: Sequence[Task],
     *,
-    examples: int = 2,
-    drivers: Sequence[str] | None = None,
-    seed: int = 0,
     workers: int = 1,
-    machines_spec: str | None = None,
     progress: Callable[[Outcome, int, int], None] | None = None,
 ) -> GateVerdict:
-    """Run the gate device type by device type (see :func:`binary_tasks`); the
-    verdict holds each type's shrunk difference, the configs only the baseline
-    refuses (noted once per type: no guest to keep, the candidate may accept more),
-    and the types whose evidence could not be obtained."""
-    tasks = binary_tasks(
-        baseline,
-        candidate,
-        machines,
-        examples=examples,
-        drivers=drivers,
-        seed=seed,
-        machines_spec=machines_spec,
-    )
+    """Run the gate's ``tasks`` (see :func:`binary_tasks`); the verdict holds each
+    type's shrunk difference, the configs only the baseline refuses (noted once per
+    type: no guest to keep, the candidate may accept more), and the types whose
+    evidence could not be obtained.
+
+    Each binary is started once, empty, on the newest machine type first: a binary
+    that is broken from the start is an :class:`~compatlab.errors.OracleError` at
+    once, not one error per device type."""
+    from compatlab.oracles import qemu
+
+    if not tasks:
+        raise ConfigError("the binary gate has no device type to run (both binaries have none)")
+    oracles = tasks[0].context.oracles
+    assert oracles is not None, "binary gate tasks carry their oracles"
+    machines = tuple(oracles.machines)
+    for binary in (baseline, candidate):
+        qemu.check_alive(binary, Version.parse(machines[-1]))
     ran = 0
     differences: list[dict[str, Any]] = []
     newly_accepted: list[dict[str, Any]] = []
@@ -165,10 +166,10 @@ def binary_gate(
     return GateVerdict(
         baseline.release,
         candidate.release,
-        tuple(map(str, machines)),
+        machines,
         ran,
         tuple(differences),
-        examples,
+        tasks[0].context.budget or 0,
         tuple(newly_accepted),
         tuple(errors),
     )

@@ -6,8 +6,10 @@ One JSON object per line::
      "devices": ["e1000,addr=03.0,mitigation=off"],
      "config_space": ["86800e10…"]}            # one 512-char hex string per device
 
-or, when QEMU refused the config, ``"error": "<QEMU's message>"`` instead of
-``config_space``. Every device string carries an explicit ``addr``. A capture
+or, when QEMU refused the config (its one error line and exit status 1),
+``"error": "<QEMU's message>"`` instead of ``config_space``; or, when QEMU crashed
+on it (a sweep keeps that as a finding about QEMU, not as a refusal),
+``"fault": "<what happened>"`` with ``"stderr"``, the end of what it printed. Every device string carries an explicit ``addr``. A capture
 with a guest write probe also holds ``"write_probe": [[ones, zeros], …]``, per
 device the 256 bytes read back after writing all-ones and after writing zeros to
 each dword in turn (:func:`compatlab.oracles.qemu.probe_sequence`).
@@ -29,7 +31,14 @@ from typing import Any
 
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress, parse_device_string
 from compatlab.errors import OracleError
-from compatlab.oracles.qemu import BatchResult, QemuBinary, Slot, run_batch
+from compatlab.oracles.qemu import (
+    BatchResult,
+    QemuBinary,
+    QemuFault,
+    Slot,
+    check_alive,
+    run_batch,
+)
 from compatlab.versions import Version
 
 
@@ -42,6 +51,8 @@ class CaptureRecord:
     config_space: tuple[str, ...] | None = None
     error: str | None = None
     write_probe: tuple[tuple[str, str], ...] | None = None
+    fault: str | None = None
+    stderr: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -50,7 +61,10 @@ class CaptureRecord:
             "machine": self.machine,
             "devices": list(self.devices),
         }
-        if self.error is not None:
+        if self.fault is not None:
+            out["fault"] = self.fault
+            out["stderr"] = self.stderr or ""
+        elif self.error is not None:
             out["error"] = self.error
         else:
             out["config_space"] = list(self.config_space or ())
@@ -71,6 +85,8 @@ class CaptureRecord:
             config_space=tuple(spaces) if spaces is not None else None,
             error=data.get("error"),
             write_probe=tuple((str(a), str(b)) for a, b in probe) if probe is not None else None,
+            fault=data.get("fault"),
+            stderr=data.get("stderr"),
         )
 
 
@@ -126,10 +142,12 @@ def _record_problem(data: Any) -> str | None:
             parse_device_string(text)
         except CompatlabError as exc:
             return f"devices[{n}]: {exc}"
-    if ("error" in data) == ("config_space" in data):
-        return "expected one of 'config_space' and 'error'"
-    if "error" in data and not isinstance(data["error"], str):
-        return f"'error' must be a string, not {kind_of(data['error'])}"
+    kinds = [k for k in ("config_space", "error", "fault") if k in data]
+    if len(kinds) != 1:
+        return "expected one of 'config_space', 'error' and 'fault'"
+    for key in ("error", "fault", "stderr"):
+        if key in data and not isinstance(data[key], str):
+            return f"{key!r} must be a string, not {kind_of(data[key])}"
     images: list[tuple[str, Any]] = []
     if "config_space" in data:
         spaces = data["config_space"]
@@ -188,8 +206,17 @@ def _probes(result: BatchResult) -> tuple[tuple[str, str], ...] | None:
 def capture_one(
     binary: QemuBinary, machine: Version, devices: Sequence[str], *, probe: bool = False
 ) -> CaptureRecord:
-    """Run one config (its devices all carry ``addr``) and record what QEMU did."""
-    result = run_batch(binary, machine, devices, _slots_of(devices), probe=probe)
+    """Run one config (its devices all carry ``addr``) and record what QEMU did,
+    a crash included (a :class:`~compatlab.oracles.qemu.QemuFault` of this config:
+    one that a start with no device does not show too)."""
+    try:
+        result = run_batch(binary, machine, devices, _slots_of(devices), probe=probe)
+    except QemuFault as fault:
+        check_alive(binary, machine)  # a binary broken for every config is no finding
+        return CaptureRecord(
+            str(binary.version), binary.release, str(machine), tuple(devices),
+            fault=fault.what, stderr=fault.stderr[-2000:],
+        )  # fmt: skip
     return CaptureRecord(
         binary=str(binary.version),
         release=binary.release,
@@ -247,7 +274,10 @@ def capture_singles(
             _with_addr(text, PciAddress(FIRST_SLOT + i, 0))
             for i, text in enumerate(devices[start : start + per_batch])
         ]
-        result = run_batch(binary, machine, chunk, _slots_of(chunk), probe=probe)
+        try:
+            result = run_batch(binary, machine, chunk, _slots_of(chunk), probe=probe)
+        except QemuFault:  # one of them crashed it: find which, one by one
+            result = BatchResult(None, "crashed")
         if result.spaces is not None:
             probes = _probes(result) or tuple((None,) * len(chunk))  # type: ignore[arg-type]
             out.extend(

@@ -70,9 +70,12 @@ def check_record(
     With ``via_hints``, the machine type is played by compat hints: the config is
     dumped on the machine type's version and loaded on the binary's version
     (DESIGN.md §2). A config that the machine type's version could not have run
-    (a device or property it did not have yet) has no hints to dump: the verdict
-    is then not applicable.
+    (a device or property it did not have yet) has no hints to dump, and a capture
+    of a crash has no bytes: the verdict is then not applicable.
     """
+    if record.fault is not None:
+        # QEMU crashed on it: a finding about QEMU, with no bytes to compare.
+        return Verdict(True, f"QEMU crashed on it ({record.fault})", False)
     config = Config(tuple(parse_device_string(d) for d in record.devices))
     try:
         if via_hints:

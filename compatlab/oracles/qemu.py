@@ -6,15 +6,23 @@ bytes are read through the legacy configuration mechanism: write
 ``0x80000000 | slot << 11 | fn << 8 | offset`` to port 0xCF8, read the dword at
 0xCFC, with the human monitor's ``o /w`` and ``i /w`` over QMP (qemu.qmp).
 
-If QEMU refuses the configuration it exits before QMP comes up; its one-line
-error is returned instead of bytes. Every start has a timeout and the process is
-always reaped.
+If QEMU refuses the configuration it prints one error line and exits with status
+1 before its monitor answers; that line is returned instead of bytes. Anything
+else is a :class:`QemuFault` (an oracle error, never a refusal): death by a
+signal, any other exit, an exit without an error line, a monitor that does not
+open or stops answering within the timeout, a reply that is not what the command
+prints, more than 16 MiB on standard error. A process that dies is noticed at
+once (its exit is awaited beside every monitor call), and every process a start
+made, grandchildren included, is killed afterwards: QEMU leads a process group
+of its own.
 
 Binaries are found from ``COMPATLAB_QEMU`` (``os.pathsep``-separated paths to
 ``qemu-system-x86_64``), else ``qemu-system-x86_64`` on ``PATH`` and the QEMU 10.0
 that ``.ci/install-qemu`` unpacks into ``/opt/compatlab/qemu-10.0``. A binary
 under ``…/usr/bin/`` whose tree has ``usr/lib/x86_64-linux-gnu/qemu`` gets that as
-``QEMU_MODULE_DIR``.
+``QEMU_MODULE_DIR``; a tree that holds its own dynamic loader (a release built for
+another Debian suite, with its library closure) is run through that loader with
+its own libraries, and ``-L`` for its own firmware.
 """
 
 from __future__ import annotations
@@ -25,12 +33,14 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from compatlab.errors import OracleError, QemuNotFoundError
 from compatlab.versions import Version
@@ -39,12 +49,30 @@ from compatlab.versions import Version
 # an error worth logging.
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
-DEFAULT_QEMU10_DIR = Path("/opt/compatlab/qemu-10.0")
+
+class _DeadPeerWrites(logging.Filter):
+    """asyncio warns once per write after a peer is gone; a QEMU that died under
+    queued monitor commands is reported as a fault instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
+
+
+logging.getLogger("asyncio").addFilter(_DeadPeerWrites())
+
+# Where .ci/install-qemu unpacks the releases that are not the system's.
+DEFAULT_TREES = (Path("/opt/compatlab/qemu-10.0"),)
 START_TIMEOUT = 30.0
+# How long a QEMU whose monitor connection ended may take to exit before it counts
+# as hung (a refusing QEMU exits at once).
+EXIT_GRACE = 2.0
+STDERR_KEEP = 64 * 1024
+STDERR_FLOOD = 16 * 2**20
 
 _VERSION_RE = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)")
 _I440FX_RE = re.compile(r"^pc-i440fx-(\d+)\.(\d+)\s", re.MULTILINE)
-_PORT_RE = re.compile(r"=\s*0x([0-9a-fA-F]+)")
+# "port[0x0cfc] = 0x12345678"; QEMU 5.2 prints a zero as "00000000", without "0x".
+_PORT_RE = re.compile(r"^port\w?\[0x[0-9a-fA-F]+\]\s*=\s*(?:0x)?([0-9a-fA-F]{1,8})\s*$")
 _ERROR_PREFIX_RE = re.compile(r"^[^:\s]*qemu-system-[\w-]+: ")
 
 
@@ -57,34 +85,96 @@ class QemuBinary:
     version: Version
     machines: tuple[Version, ...]
     env: Mapping[str, str] = field(default_factory=dict)
+    launcher: tuple[str, ...] = ()
+    data_dirs: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"QEMU {self.release} ({self.path})"
 
+    def command(self, args: Sequence[str]) -> list[str]:
+        """``args`` (binary first) as run: through the launcher, if it has one."""
+        return [*self.launcher, *args]
 
-def _module_dir(path: Path) -> Path | None:
+
+class QemuFault(OracleError):
+    """A QEMU that crashed, hung, flooded its output or spoke garbage: an oracle
+    error, never a refusal. Keeps the binary, what happened and the end of its
+    standard error."""
+
+    def __init__(self, binary: QemuBinary, what: str, stderr: str = "") -> None:
+        self.binary = binary
+        self.what = what
+        self.stderr = stderr
+        last = _last_line(stderr)
+        super().__init__(
+            f"{binary.describe()} {what}" + (f"; its last words: {last}" if last else "")
+        )
+
+
+def _tree_of(path: Path) -> Path | None:
+    """The folder an unpacked package tree ``…/usr/bin/qemu-system-x86_64`` lives in."""
     if path.parent.name == "bin" and path.parent.parent.name == "usr":
-        candidate = path.parent.parent / "lib" / "x86_64-linux-gnu" / "qemu"
-        if candidate.is_dir():
-            return candidate
+        return path.parent.parent.parent
     return None
+
+
+def _tree_setup(path: Path) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
+    """The environment, launcher and ``-L`` folders a binary in an unpacked tree
+    needs: its own modules; and, for a tree holding its own C library (a release
+    built for another Debian suite), its own dynamic loader and libraries, and its
+    own firmware."""
+    tree = _tree_of(path)
+    if tree is None or tree == Path("/"):
+        return {}, (), ()
+    env: dict[str, str] = {}
+    modules = tree / "usr" / "lib" / "x86_64-linux-gnu" / "qemu"
+    if modules.is_dir():
+        env["QEMU_MODULE_DIR"] = str(modules)
+    for loader in (
+        tree / "lib64" / "ld-linux-x86-64.so.2",
+        tree / "usr" / "lib" / "x86_64-linux-gnu" / "ld-linux-x86-64.so.2",
+        tree / "lib" / "x86_64-linux-gnu" / "ld-linux-x86-64.so.2",
+    ):
+        if loader.exists():
+            break
+    else:
+        return env, (), ()
+    libs = [tree / "lib" / "x86_64-linux-gnu", tree / "usr" / "lib" / "x86_64-linux-gnu"]
+    launcher = (str(loader), "--library-path", ":".join(str(d) for d in libs if d.is_dir()))
+    data = [tree / "usr" / "share" / "qemu", tree / "usr" / "lib" / "ipxe" / "qemu"]
+    return env, launcher, tuple(str(d) for d in data if d.is_dir())
+
+
+def _output(cmd: Sequence[str], env: Mapping[str, str], timeout: float = 20) -> str:
+    """The standard output of a short command, its whole process group killed after."""
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=dict(env),
+        start_new_session=True,
+        text=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return out[: 1 << 20]
+    finally:
+        _kill_group(proc.pid)
+        proc.kill()
+        proc.wait()
 
 
 def probe_binary(path: str | Path) -> QemuBinary:
     """Ask a binary for its version and i440fx machine types."""
     p = Path(path)
-    env: dict[str, str] = {}
-    module_dir = _module_dir(p)
-    if module_dir is not None and not str(p).startswith("/usr/bin"):
-        env["QEMU_MODULE_DIR"] = str(module_dir)
+    env, launcher, data_dirs = _tree_setup(p)
+    if str(p).startswith("/usr/bin"):
+        env = {}
     full_env = {**os.environ, **env}
     try:
-        out = subprocess.run(
-            [str(p), "--version"], capture_output=True, text=True, timeout=20, env=full_env
-        ).stdout
-        machines = subprocess.run(
-            [str(p), "-machine", "help"], capture_output=True, text=True, timeout=20, env=full_env
-        ).stdout
+        out = _output([*launcher, str(p), "--version"], full_env)
+        machines = _output([*launcher, str(p), "-machine", "help"], full_env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise OracleError(f"cannot run {p}: {exc}") from None
     match = _VERSION_RE.search(out)
@@ -93,7 +183,13 @@ def probe_binary(path: str | Path) -> QemuBinary:
     release = ".".join(match.groups())
     types = sorted({Version(int(a), int(b)) for a, b in _I440FX_RE.findall(machines)})
     return QemuBinary(
-        p, release, Version(int(match.group(1)), int(match.group(2))), tuple(types), env
+        p,
+        release,
+        Version(int(match.group(1)), int(match.group(2))),
+        tuple(types),
+        env,
+        launcher,
+        data_dirs,
     )
 
 
@@ -105,9 +201,10 @@ def _candidate_paths() -> list[Path]:
     on_path = shutil.which("qemu-system-x86_64")
     if on_path:
         found.append(Path(on_path))
-    q10 = DEFAULT_QEMU10_DIR / "usr" / "bin" / "qemu-system-x86_64"
-    if q10.exists():
-        found.append(q10)
+    for tree in DEFAULT_TREES:
+        binary = tree / "usr" / "bin" / "qemu-system-x86_64"
+        if binary.exists():
+            found.append(binary)
     return found
 
 
@@ -195,6 +292,7 @@ def qemu_command(
         "none",
         "-m",
         "64",
+        *(arg for d in binary.data_dirs for arg in ("-L", d)),
         "-qmp",
         f"unix:{qmp_socket}",
         *backend_args(device_strings),
@@ -204,11 +302,54 @@ def qemu_command(
     return cmd
 
 
-def _clean_error(stderr: str) -> str:
+def _error_lines(stderr: str) -> list[str]:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "warning:" not in ln]
-    line = errors[-1] if errors else (lines[-1] if lines else "QEMU exited without a message")
-    return _ERROR_PREFIX_RE.sub("", line)
+    return [_ERROR_PREFIX_RE.sub("", ln) for ln in lines if "warning:" not in ln]
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with status {code}"
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.0f}s" if t >= 1 else f"{t:g}s"
+
+
+def _last_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if len(lines[-1]) <= 200 else lines[-1][:200] + "…"
+
+
+def _limit_output() -> None:
+    """In the child, before QEMU runs: a file (its standard error) cannot grow past
+    :data:`STDERR_FLOOD`; a QEMU that writes more dies by SIGXFSZ."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (STDERR_FLOOD, STDERR_FLOOD))
+
+
+def _tail(path: str) -> str:
+    """The last :data:`STDERR_KEEP` bytes of what QEMU wrote to standard error."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - STDERR_KEEP))
+        return fh.read().decode(errors="replace")
+
+
+def _kill_group(pgid: int) -> None:
+    """Kill every process a start made (QEMU runs as the leader of its own group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _read_spaces(qmp: object, slots: Sequence[Slot]) -> tuple[bytes, ...]:
@@ -227,7 +368,7 @@ async def _read_spaces(qmp: object, slots: Sequence[Slot]) -> tuple[bytes, ...]:
         for reply in replies[1::2]:
             match = _PORT_RE.search(str(reply))
             if match is None:
-                raise OracleError(f"unexpected monitor reply {reply!r}")
+                raise _MonitorGarbage(f"{str(reply)[:80]!r}")
             raw += int(match.group(1), 16).to_bytes(4, "little")
         spaces.append(bytes(raw))
     return tuple(spaces)
@@ -264,7 +405,7 @@ async def _probe_writes(qmp: object, s: Slot, original: bytes) -> tuple[bytes, b
     for index in reads:
         match = _PORT_RE.search(str(replies[index]))
         if match is None:
-            raise OracleError(f"unexpected monitor reply {replies[index]!r}")
+            raise _MonitorGarbage(f"{str(replies[index])[:80]!r}")
         values.append(int(match.group(1), 16))
     ones = b"".join(v.to_bytes(4, "little") for v in values[0::2])
     zeros = b"".join(v.to_bytes(4, "little") for v in values[1::2])
@@ -281,59 +422,131 @@ async def _run(
 ) -> BatchResult:
     from qemu.qmp import QMPClient
 
-    probes: tuple[tuple[bytes, bytes], ...] | None = None
-
     with tempfile.TemporaryDirectory(prefix="compatlab-qmp-") as tmp:
         sock = os.path.join(tmp, "qmp.sock")
         qmp = QMPClient("compatlab")
         await qmp.start_server(sock)
-        proc = await asyncio.create_subprocess_exec(
-            *qemu_command(binary, machine, device_strings, sock),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **binary.env},
-            start_new_session=True,
-        )
-        try:
-            try:
-                await asyncio.wait_for(qmp.accept(), timeout)
-                spaces = await asyncio.wait_for(_read_spaces(qmp, slots), timeout)
-                if probe:
-                    probes = tuple(
-                        [
-                            await asyncio.wait_for(_probe_writes(qmp, slot, space), timeout)
-                            for slot, space in zip(slots, spaces, strict=True)
-                        ]
-                    )
-            except TimeoutError:
-                if proc.returncode is None:
-                    raise OracleError(
-                        f"{binary.describe()} did not answer within {timeout:.0f}s"
-                    ) from None
-                spaces = None
-            except Exception:  # the connection died: QEMU refused and exited
-                spaces = None
-            if spaces is None:
-                try:
-                    await asyncio.wait_for(proc.wait(), timeout)
-                except TimeoutError:
-                    raise OracleError(
-                        f"{binary.describe()} lost its monitor but kept running"
-                    ) from None
-                stderr = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
-                return BatchResult(None, _clean_error(stderr))
+        # Standard error goes to a file, not a pipe: a pipe that a grandchild keeps
+        # open would hide QEMU's exit, and a full one would stall it.
+        errors_path = os.path.join(tmp, "stderr")
+        with open(errors_path, "wb") as errors_file:
+            proc = await asyncio.create_subprocess_exec(
+                *binary.command(qemu_command(binary, machine, device_strings, sock)),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=errors_file,
+                env={**os.environ, **binary.env},
+                start_new_session=True,
+                preexec_fn=_limit_output,
+            )
+        exited = asyncio.ensure_future(proc.wait())
+
+        def flooded() -> bool:
+            return (
+                proc.returncode == -signal.SIGXFSZ or os.path.getsize(errors_path) >= STDERR_FLOOD
+            )
+
+        async def fault(what: str) -> QemuFault:
             with contextlib.suppress(Exception):
-                await qmp.execute("quit")
+                await qmp.disconnect()  # before queued commands meet a dead socket
+            _kill_group(proc.pid)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), 10)
+            if flooded():
+                what = f"flooded its standard error (over {STDERR_FLOOD // 2**20} MiB)"
+            return QemuFault(binary, what, _tail(errors_path))
+
+        try:
+            accept = asyncio.ensure_future(qmp.accept())
+            done, _ = await asyncio.wait(
+                {accept, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                await _cancelled(accept)
+                raise await fault(f"did not open its monitor within {_seconds(timeout)}")
+            if accept not in done or accept.exception() is not None:
+                # QEMU refuses a config by printing one error line and exiting with
+                # status 1 before its monitor answers; anything else is a fault.
+                reason = accept.exception() if accept.done() else None
+                await _cancelled(accept)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), EXIT_GRACE)
+                errors = _error_lines(_tail(errors_path))
+                if proc.returncode == 1 and errors and not flooded():
+                    return BatchResult(None, errors[-1])
+                if proc.returncode is None:
+                    raise await fault(f"broke off the QMP handshake ({reason}) but kept running")
+                raise await fault(f"{_exit_text(proc.returncode)} before its monitor answered")
+            try:
+                # A write probe sends some twenty times the commands of a read.
+                budget = timeout * (2 if probe else 1)
+                spaces, probes = await _read_all(qmp, slots, probe, budget, exited)
+            except _MonitorGarbage as exc:
+                raise await fault(f"answered garbage on its monitor: {exc}") from None
+            except TimeoutError:
+                raise await fault(
+                    f"stopped answering its monitor within {_seconds(budget)}"
+                ) from None
+            except Exception as exc:  # the connection died under us
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), EXIT_GRACE)
+                raise await fault(
+                    f"{_exit_text(proc.returncode)} while its config space was read"
+                    if proc.returncode is not None
+                    else f"lost its monitor ({type(exc).__name__}) while its config space was read"
+                ) from None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(qmp.execute("quit"), 5)
             return BatchResult(spaces, None, probes)
         finally:
             with contextlib.suppress(Exception):
                 await qmp.disconnect()
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 9)
+            _kill_group(proc.pid)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(proc.wait(), 10)
+                await asyncio.wait_for(exited, 10)
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and collect how it ended (qemu.qmp's ``accept`` can fail
+    while it is cancelled; left uncollected, asyncio prints that at exit)."""
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+class _MonitorGarbage(Exception):
+    """A monitor reply that is not what the command prints."""
+
+
+async def _read_all(
+    qmp: object,
+    slots: Sequence[Slot],
+    probe: bool,
+    timeout: float,
+    exited: asyncio.Future[int],
+) -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...] | None]:
+    """Every slot's bytes (and write probes), raising as soon as QEMU exits."""
+
+    async def work() -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...] | None]:
+        spaces = await _read_spaces(qmp, slots)
+        if not probe:
+            return spaces, None
+        probes = [
+            await _probe_writes(qmp, s, space) for s, space in zip(slots, spaces, strict=True)
+        ]
+        return spaces, tuple(probes)
+
+    job = asyncio.ensure_future(work())
+    waited: set[asyncio.Future[Any]] = {job, exited}
+    done, _ = await asyncio.wait(waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if job in done:
+        return job.result()
+    job.cancel()
+    with contextlib.suppress(BaseException):
+        await job
+    if not done:
+        raise TimeoutError
+    raise ConnectionError("QEMU exited")
 
 
 def run_batch(
@@ -354,3 +567,11 @@ def run_batch(
     if machine not in binary.machines:
         raise OracleError(f"{binary.describe()} has no machine type pc-i440fx-{machine}")
     return asyncio.run(_run(binary, machine, device_strings, slots, timeout, probe))
+
+
+def check_alive(binary: QemuBinary, machine: Version) -> None:
+    """Start ``binary`` once with no device: a :class:`QemuFault` if it cannot run
+    an empty machine (a refusal of one is a fault too)."""
+    result = run_batch(binary, machine, [], [])
+    if result.error is not None:
+        raise QemuFault(binary, f"refuses an empty pc-i440fx-{machine}", result.error)
