@@ -269,7 +269,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             help="release gate: a candidate release as data, or two real QEMU binaries",
             description="Either --candidate FILE (a candidate release as data, checked from "
             "every older version) or --baseline-binary A --candidate-binary B (two real QEMU "
-            "binaries on the machine types both offer). Exit 0 safe, 1 not safe, 2 bad input.",
+            "binaries on the machine types both offer). Exit 0 safe, 1 not safe, 2 bad input, "
+            "3 no verdict (an emulator that crashed, hung or spoke garbage).",
         )
         p.add_argument(
             "--candidate", metavar="FILE", help="candidate release (docs/candidate-format.md)"
