@@ -184,3 +184,68 @@ def test_the_binary_gate_refuses_the_candidate_gates_options(
                   ["--examples", "-1"], ["--drivers", "nosuch"], ["--machines", "9.0..9.1"]):  # fmt: skip
         assert main([*GATE_ARGS[:5], *extra]) == ExitCode.USAGE_ERROR, extra
         assert capsys.readouterr().err.count("\n") == 1, extra
+
+
+#: The candidate's mode, exit code, and what the gate must say.
+UNKNOWN_RELEASE = [
+    ("ok", ExitCode.OK, r"gate: PASS"),
+    (
+        "refuse-devices",
+        ExitCode.FAILED,
+        r"FAIL e1000 on pc-i440fx-7\.\d: only the candidate refuses",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "says"), UNKNOWN_RELEASE, ids=[m for m, _, _ in UNKNOWN_RELEASE]
+)
+def test_the_binary_gate_takes_paths_and_a_release_the_catalogue_does_not_know(
+    tmp_path: Path, mode: str, code: int, says: str
+) -> None:
+    """Binaries named by path, not found by discovery; the candidate is QEMU 12.0,
+    which the catalogue has never seen: configs come from what the baseline takes,
+    and a candidate that refuses them fails the gate."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from compatlab.versions import ALL_VERSIONS
+    from tests.fake_qemu import fake, survivors
+
+    assert Version(12, 0) not in ALL_VERSIONS
+    base, cand = fake(tmp_path, "7.2", "ok"), fake(tmp_path, "12.0", mode)
+    args = ["gate", "--baseline-binary", str(base), "--candidate-binary", str(cand),
+            "--drivers", "e1000", "--examples", "1", "--record", str(tmp_path / "v.json")]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "COMPATLAB_QEMU"}
+    run = subprocess.run(
+        [sys.executable, "-m", "compatlab", *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode == code, out
+    assert re.search(says, out), out
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert verdict["baseline"] == "7.2.99" and verdict["candidate"] == "12.0.99"
+    assert verdict["machines"] == ["7.0", "7.1", "7.2"]
+    for diff in verdict["differences"]:
+        # The reproduce command names the binaries as given: paths discovery does not know.
+        assert f"--candidate-binary {cand}" in diff["reproduce"]
+    assert survivors(tmp_path) == []
+
+
+def test_the_binary_gate_refuses_a_downgrade(tmp_path: Path) -> None:
+    from tests.fake_qemu import fake
+
+    args = ["gate", "--baseline-binary", str(fake(tmp_path, "7.2", "ok")),
+            "--candidate-binary", str(fake(tmp_path, "7.1", "ok"))]  # fmt: skip
+    assert main(args) == ExitCode.USAGE_ERROR
+
+
+def test_a_binary_path_that_is_not_one_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["gate", "--baseline-binary", str(tmp_path / "nothing"), "--candidate-binary", "10.0"]
+    assert main(args) == ExitCode.USAGE_ERROR
+    assert "not an executable file" in capsys.readouterr().err

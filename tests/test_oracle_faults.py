@@ -25,41 +25,16 @@ from compatlab.oracles.capture import CaptureRecord, capture_one, read_corpus, w
 from compatlab.oracles.compare import check_record
 from compatlab.oracles.qemu import EXIT_GRACE, QemuFault, Slot, probe_binary, run_batch
 from compatlab.versions import Version
+from tests.fake_qemu import fake, survivors
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
-FAKE = Path(__file__).resolve().parent / "fake_qemu" / "fake-qemu"
 DEVICE = "e1000,addr=03.0"
 #: A timeout short enough for the hang cases; the faults of a dead process must be
 #: seen long before it.
 TIMEOUT = 6.0
 #: Slack for starting a fake under a loaded test run (a start takes ~0.1 s).
 SLACK = 2.5
-
-
-def fake(folder: Path, release: str, mode: str) -> Path:
-    """A fake ``qemu-system-x86_64`` of ``release`` misbehaving as ``mode``."""
-    link = folder / f"qemu-{release}-{mode}"
-    if not link.exists():
-        link.symlink_to(FAKE)
-    return link
-
-
-def survivors(folder: Path) -> list[str]:
-    """Live (not zombie) processes running a fake from ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state = stat[stat.rindex(")") + 2 :].split()[0]
-        if str(folder) in cmdline and state != "Z":
-            found.append(f"{entry.name}: {cmdline.strip()}")
-    return found
 
 
 #: mode, what the fault must say, and how long the oracle must wait to know: a

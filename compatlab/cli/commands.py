@@ -792,6 +792,11 @@ def _binary_gate(args: argparse.Namespace) -> int:
         )
     baseline = binary_for(args.baseline_binary)
     candidate = binary_for(args.candidate_binary)
+    if candidate.version < baseline.version:
+        raise ConfigError(
+            f"the candidate ({candidate.describe()}) is older than the baseline "
+            f"({baseline.describe()}): the gate checks upgrades"
+        )
     common = [m for m in baseline.machines if m in candidate.machines]
     machines = [m for m in version_range(args.machines) if m in common] if args.machines else common
     if not machines:

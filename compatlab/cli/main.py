@@ -317,8 +317,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
         p.add_argument("--seed", type=int, default=0, help="base seed of the gate's search")
         p.add_argument("--format", choices=("text", "json"), default="text")
-        p.add_argument("--baseline-binary", metavar="VERSION", help="e.g. 7.2")
-        p.add_argument("--candidate-binary", metavar="VERSION", help="e.g. 10.0")
+        p.add_argument(
+            "--baseline-binary",
+            metavar="VERSION|PATH",
+            help="a QEMU release compatlab finds (e.g. 7.2) or a path to a binary",
+        )
+        p.add_argument(
+            "--candidate-binary",
+            metavar="VERSION|PATH",
+            help="the same, for the new build (it may be a release the catalogue does not know)",
+        )
         p.add_argument(
             "--machines", type=_span, metavar="A..B", help="machine types (default: all both offer)"
         )

@@ -125,8 +125,15 @@ def _qemu_missing(task: Task, machine: Version) -> str | None:
     hint = "run .ci/install-qemu or set COMPATLAB_QEMU"
     oracles = task.context.oracles
     if oracles is not None:
-        found = {str(version) for _, version, _ in binaries}
-        lost = [b for b in (oracles.baseline, oracles.candidate) if b not in found]
+        from compatlab.errors import QemuNotFoundError
+        from compatlab.oracles.qemu import binary_for
+
+        lost = []
+        for ref in (oracles.baseline, oracles.candidate):
+            try:
+                binary_for(ref)  # a release, or a path
+            except QemuNotFoundError:
+                lost.append(ref)
         if not lost:
             return None
         return f"{task.invariant} needs QEMU {' and '.join(lost)} (found: {have}); {hint}"

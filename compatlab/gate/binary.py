@@ -26,7 +26,7 @@ from compatlab.errors import ConfigError
 from compatlab.invariants.binary import NAME
 from compatlab.invariants.registry import Failure
 from compatlab.oracles.compare import compare_records
-from compatlab.oracles.qemu import QemuBinary
+from compatlab.oracles.qemu import QemuBinary, binary_ref
 from compatlab.versions import Version
 
 __all__ = ["GateVerdict", "binary_gate", "binary_tasks", "compare_records", "save_verdict"]
@@ -96,31 +96,57 @@ def binary_tasks(
     seed: int = 0,
     machines_spec: str | None = None,
 ) -> list[Task]:
-    """The engine's tasks: one per device type both releases have (or ``drivers``).
-    ``machines_spec`` is the ``--machines`` the user gave, for reproduce commands."""
+    """The engine's tasks: one per device type the baseline has (or ``drivers``).
+    ``machines_spec`` is the ``--machines`` the user gave, for reproduce commands.
+
+    Configs are drawn from what the baseline accepts (the catalogue as of its
+    release, or of the newest release before it that the catalogue knows), never
+    from the candidate: a guest the baseline ran must run on the candidate, so a
+    device type or property the candidate dropped is a difference to find, and the
+    candidate may be a release the catalogue has never seen."""
     from compatlab.catalogue import active_catalogue
 
     cat = active_catalogue()
+    drawn = _drawn_from(cat.versions, baseline)
     # The binaries decide which devices and properties exist; a machine type only
     # decides defaults (QEMU accepts a property on any machine type).
-    versions = (baseline.version, candidate.version)
     chosen = tuple(drivers) if drivers else tuple(
-        d for d in cat.concrete if all(cat.types[d].exists_in(v) for v in versions)
+        d for d in cat.concrete if cat.types[d].exists_in(drawn)
     )  # fmt: skip
     context = Context(
         profile="gate",
         seed=seed,
         budget=examples,
         oracles=Oracles(
-            str(baseline.version),
-            str(candidate.version),
+            binary_ref(baseline),
+            binary_ref(candidate),
             tuple(map(str, machines)),
             machines_spec,
         ),
         run_id="gate",
         origin="gate",
+        last_may_refuse=True,
     )
+    versions = (drawn, max(candidate.version, _next(drawn)))
     return plan(Request(invariants=(NAME,), versions=versions, context=context, devices=chosen))
+
+
+def _drawn_from(versions: Sequence[Version], baseline: QemuBinary) -> Version:
+    """The catalogue version whose configs ``baseline`` accepts: its own release,
+    else the newest one before it."""
+    known = [v for v in versions if v <= baseline.version]
+    if not known:
+        raise ConfigError(
+            f"{baseline.describe()} is older than every version the catalogue knows "
+            f"(from {versions[0]}): no config to draw for it"
+        )
+    return known[-1]
+
+
+def _next(version: Version) -> Version:
+    """A version after ``version``, so that a task's pair is ordered even when both
+    binaries are of one release."""
+    return Version(version.major, version.minor + 1)
 
 
 def binary_gate(

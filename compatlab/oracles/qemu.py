@@ -42,7 +42,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from compatlab.errors import OracleError, QemuNotFoundError
+from compatlab.errors import OracleError, QemuNotFoundError, UnknownVersionError
 from compatlab.versions import Version
 
 # A refused config makes QEMU exit during the QMP handshake; that is an answer, not
@@ -216,8 +216,16 @@ def available_binaries() -> tuple[QemuBinary, ...]:
 
 
 def binary_for(version: Version | str) -> QemuBinary:
-    """The installed binary of release ``version`` (e.g. ``7.2``)."""
-    v = version if isinstance(version, Version) else Version.parse(version)
+    """The installed binary of release ``version`` (e.g. ``7.2``), or the binary at
+    a path (anything with a ``/`` in it), which need not be one discovery finds."""
+    if isinstance(version, str) and os.sep in version:
+        return _binary_at(os.path.abspath(version))
+    try:
+        v = version if isinstance(version, Version) else Version.parse(version)
+    except UnknownVersionError:
+        raise QemuNotFoundError(
+            f"{version!r} is neither a QEMU release (e.g. 10.0) nor a path to a binary"
+        ) from None
     for b in available_binaries():
         if b.version == v:
             return b
@@ -225,6 +233,24 @@ def binary_for(version: Version | str) -> QemuBinary:
     raise QemuNotFoundError(
         f"no QEMU {v} binary found (found: {have}); run .ci/install-qemu or set COMPATLAB_QEMU"
     )
+
+
+@cache
+def _binary_at(path: str) -> QemuBinary:
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise QemuNotFoundError(f"{path}: not an executable file")
+    return probe_binary(path)
+
+
+def binary_ref(binary: QemuBinary) -> str:
+    """How tasks and reproduce commands name ``binary``: its release when discovery
+    finds this very binary for it (portable across machines), else its path."""
+    try:
+        if binary_for(str(binary.version)).path == binary.path:
+            return str(binary.version)
+    except QemuNotFoundError:
+        pass
+    return str(binary.path)
 
 
 @dataclass(frozen=True, slots=True)
