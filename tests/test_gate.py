@@ -54,12 +54,18 @@ def test_compare_records_finds_bytes_probes_and_refusals() -> None:
     assert newer is not None and newer["refused_by"] == "baseline"
 
 
+#: Every recorded binary gate, ``BASELINE-CANDIDATE.json``.
+VERDICTS = sorted(RECORDED.parent.glob("*-*.json"))
+
+
 @pytest.mark.qemu
-def test_gate_7_2_against_10_0_matches_the_recorded_finding() -> None:
+@pytest.mark.parametrize("recorded_file", VERDICTS, ids=[f.stem for f in VERDICTS])
+def test_the_live_gate_gives_the_recorded_verdict(recorded_file: Path) -> None:
     from compatlab.gate import binary_gate, binary_tasks
 
-    baseline, candidate = require_qemu("7.2"), require_qemu("10.0")
-    recorded = json.loads(RECORDED.read_text())
+    base_release, cand_release = recorded_file.stem.split("-")
+    baseline, candidate = require_qemu(base_release), require_qemu(cand_release)
+    recorded = json.loads(recorded_file.read_text())
     machines = [m for m in baseline.machines if m in candidate.machines]
     assert [str(m) for m in machines] == recorded["machines"]
     tasks = binary_tasks(baseline, candidate, machines, examples=recorded["per_type"])
@@ -74,6 +80,28 @@ def test_gate_7_2_against_10_0_matches_the_recorded_finding() -> None:
     noted = {d["driver"] for d in verdict.newly_accepted}
     assert noted == {d["driver"] for d in recorded["newly_accepted"]}
     assert verdict.examples == recorded["examples"]
+
+
+@pytest.mark.parametrize("recorded_file", VERDICTS, ids=[f.stem for f in VERDICTS])
+def test_every_recorded_difference_is_a_known_finding(recorded_file: Path) -> None:
+    """A difference between two releases on an old machine type is a compat break
+    of QEMU's: the model must know it as a finding (a machine-type upgrade across
+    the two releases that the finding explains), with its evidence."""
+    from compatlab import paths
+    from compatlab.engine.corpus import load_findings
+
+    findings = load_findings(str(paths.findings_file()))
+    recorded = json.loads(recorded_file.read_text())
+    releases = tuple(recorded_file.stem.split("-"))
+    for diff in recorded["differences"]:
+        failure = Failure(
+            "machine-type-upgrade", releases, diff.get("device"), diff["what"],
+            driver=diff["driver"], machine=diff["machine"],
+        )  # fmt: skip
+        assert any(f.explains(failure) for f in findings), (
+            f"{recorded_file.name}: {diff['driver']} differs ({diff['what']}) "
+            "but no finding in corpora/findings.toml explains it"
+        )
 
 
 @pytest.mark.qemu
