@@ -136,13 +136,14 @@ class Introspection:
         return ancestor in self.ancestry(name)
 
     def props(self, name: str) -> Mapping[str, QomProperty]:
-        """The settings of type ``name`` (QOM state and the backend child left out)."""
+        """The settings of type ``name``: QOM state and children (the backend, memory
+        regions, an xHCI core: parts of the device, not settings) left out."""
         found = self._by_name.get(name)
         if found is None:
             found = {
                 p.name: p
                 for p in self.properties.get(name, ())
-                if p.name not in _QOM_STATE and p.name != _BACKEND_PROPERTY
+                if p.name not in _QOM_STATE and not p.type.startswith("child<")
             }
             self._by_name[name] = found
         return found
