@@ -165,7 +165,13 @@ def test_learned_release_equals_curated(base: str, release: str) -> None:
     parsed = candidate_from_text(text, f"<learned {release}>")
     assert candidate_document(parsed) == candidate_document(candidate)
     applied = apply_candidate(parsed, full)
-    assert not applied.problems, [p.message for p in applied.problems]
+    # The one problem a real release may have: machine types it no longer offers.
+    assert [p.kind for p in applied.problems] == (
+        ["machine-type-removed"] if binary.machines[0] > full.versions[0] else []
+    )
+    assert candidate.oldest_machine == (
+        binary.machines[0] if binary.machines[0] > full.versions[0] else None
+    )
     differences = _compare(applied.catalogue, full, intro, binary.version)
     assert not differences, "\n".join(differences)
 
@@ -237,3 +243,21 @@ def test_learn_oracle_error_exits_3(tmp_path: Path, mode: str) -> None:
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("compatlab: oracle error: QEMU 10.0.99")
+
+
+def test_oldest_machine_is_a_problem_of_the_candidate() -> None:
+    """A release that drops machine types leaves their guests without one: a problem
+    the gate reports (and fails on), named with the versions it drops."""
+    from compatlab.errors import CandidateError
+
+    text = 'version = "10.1"\nbase = "10.0"\noldest_machine = "2.4"\n'
+    applied = apply_candidate(candidate_from_text(text))
+    (problem,) = applied.problems
+    assert problem.kind == "machine-type-removed"
+    assert "1.4 … 2.3 (8 versions)" in problem.message
+    assert candidate_from_text(text).oldest_machine == Version(2, 4)
+    assert not apply_candidate(candidate_from_text(text.replace("2.4", "1.4"))).problems
+    with pytest.raises(CandidateError, match="oldest_machine 10.2 is newer"):
+        apply_candidate(candidate_from_text(text.replace("2.4", "10.2")))
+    with pytest.raises(CandidateError, match="oldest_machine must be a string"):
+        candidate_from_text(text.replace('"2.4"', "2"))

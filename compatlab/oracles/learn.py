@@ -244,7 +244,8 @@ def _retyped(prop: PropertyDef, qapi_type: str) -> bool:
 def learn(catalogue: Catalogue, intro: Introspection, version: Version) -> Candidate:
     """What release ``version`` (the binary ``intro`` describes) changed against
     ``catalogue`` as of the newest version it knows before ``version``, as a
-    candidate: removed device types and properties, new properties with their
+    candidate: removed device types, properties and machine types (the oldest i440fx
+    machine type it keeps, when it dropped older ones), new properties with their
     defaults, changed defaults and types, new device types that have a builder, and
     the compat entries the binary's machine types carry that the catalogue lacks."""
     from compatlab.catalogue.builders import registered_builders
@@ -332,6 +333,8 @@ def learn(catalogue: Catalogue, intro: Introspection, version: Version) -> Candi
         types[name] = {"parent": parent, "builder": name, "properties": own}
 
     compat = _learned_compat(base, intro, present, types, base_version, version)
+    machines = machine_versions(intro)
+    oldest = machines[0] if machines and machines[0] > base.versions[0] else None
     return Candidate(
         version=version,
         base=base_version,
@@ -339,6 +342,7 @@ def learn(catalogue: Catalogue, intro: Introspection, version: Version) -> Candi
         types=types,
         compat=tuple(compat),
         source=f"<learned from QEMU {intro.release}>",
+        oldest_machine=oldest,
     )
 
 
@@ -496,6 +500,8 @@ def candidate_toml(candidate: Candidate) -> str:
         lines.append(f"base = {_toml(str(candidate.base))}")
     if candidate.doc:
         lines.append(f"doc = {_toml(candidate.doc)}")
+    if candidate.oldest_machine is not None:
+        lines.append(f"oldest_machine = {_toml(str(candidate.oldest_machine))}")
     for name in sorted(candidate.types):
         spec = candidate.types[name]
         scalars = {k: v for k, v in spec.items() if k != "properties"}
