@@ -257,7 +257,7 @@ def test_oldest_machine_is_a_problem_of_the_candidate() -> None:
     assert "1.4 … 2.3 (8 versions)" in problem.message
     assert candidate_from_text(text).oldest_machine == Version(2, 4)
     assert not apply_candidate(candidate_from_text(text.replace("2.4", "1.4"))).problems
-    with pytest.raises(CandidateError, match="oldest_machine 10.2 is newer"):
+    with pytest.raises(CandidateError, match=r"oldest_machine 10\.2 is newer"):
         apply_candidate(candidate_from_text(text.replace("2.4", "10.2")))
     with pytest.raises(CandidateError, match="oldest_machine must be a string"):
         candidate_from_text(text.replace('"2.4"', "2"))
