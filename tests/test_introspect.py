@@ -120,6 +120,8 @@ def test_entries_filed_per_machine_type() -> None:
         ("exit-zero", "exited with status 0 before its monitor answered"),
         ("hang-start", "did not open its monitor within 2s"),
         ("ok", "answered garbage on QMP: qom-list-types returned '{}'"),
+        ("garbage", "broke off the QMP handshake"),
+        ("refuse", "exited with status 1 before its monitor answered"),
         ("orphan-ok", "answered garbage on QMP"),
         ("flood", "flooded its standard error"),
     ],

@@ -317,6 +317,7 @@ async def _ask(binary: QemuBinary, names: Sequence[str], timeout: float) -> dict
                 {accept, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if accept not in done or accept.exception() is not None:
+                reason = accept.exception() if accept.done() else None
                 accept.cancel()
                 with contextlib.suppress(BaseException):
                     await accept
@@ -324,6 +325,10 @@ async def _ask(binary: QemuBinary, names: Sequence[str], timeout: float) -> dict
                     raise await fault(f"did not open its monitor within {_seconds(timeout)}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(exited), 2)
+                if proc.returncode is None:
+                    raise await fault(f"broke off the QMP handshake ({reason}) but kept running")
+                # With no device and no machine there is nothing to refuse: any exit
+                # before the monitor answers is a fault.
                 raise await fault(f"{_exit_text(proc.returncode)} before its monitor answered")
             try:
                 types = await execute("qom-list-types", {"abstract": True})
