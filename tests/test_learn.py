@@ -29,6 +29,7 @@ from compatlab.catalogue.model import Catalogue
 from compatlab.oracles.introspect import Introspection, introspect
 from compatlab.oracles.learn import (
     SECTIONS,
+    blind_defaults,
     candidate_toml,
     compat_disagreements,
     learn,
@@ -38,7 +39,6 @@ from compatlab.oracles.learn import (
     property_disagreements,
     summarise,
     unmodelled,
-    unmodelled_of,
 )
 from compatlab.oracles.qemu import QemuBinary
 from compatlab.versions import Version
@@ -137,7 +137,7 @@ def _compare(
         ours, theirs = learned.properties(driver, version), curated.properties(driver, version)
         if set(ours) != set(theirs):
             out.append(f"{driver}: properties {sorted(set(ours) ^ set(theirs))}")
-        blind = set(unmodelled_of(intro, driver, "defaults"))
+        blind = blind_defaults(intro, driver)
         for prop in sorted((set(ours) & set(theirs)) - blind):
             for machine in machines:
                 a = learned.default(driver, prop, machine, as_of=version)

@@ -160,18 +160,25 @@ class Introspection:
         return tuple(sorted(m for m in self.machines if m.startswith(prefix)))
 
 
-def machine_values(intro: Introspection, driver: str, machine: str | None) -> dict[str, Raw]:
+def machine_values(
+    intro: Introspection,
+    driver: str,
+    machine: str | None,
+    defaults: Mapping[str, Raw] | None = None,
+) -> dict[str, Raw]:
     """Every property of concrete type ``driver`` that has a value on ``machine``
     (``None``: no machine, the binary's defaults): its default with the machine's
     compat properties applied along the QOM ancestry, the virtio backend's first.
 
     Values are as QEMU spells them: a default as reported (a JSON scalar), a compat
-    value as the text QEMU parses. Properties with neither are left out."""
+    value as the text QEMU parses. Properties with neither are left out. ``defaults``
+    replaces reported defaults (where the caller knows the one a device really gets)."""
     values: dict[str, Raw] = {
         name: p.default
         for name, p in intro.props(driver).items()
         if p.has_default and p.default is not None
     }
+    values.update({k: v for k, v in (defaults or {}).items() if k in intro.props(driver)})
     compat = intro.machines.get(machine) if machine is not None else ()
     if not compat:
         return values

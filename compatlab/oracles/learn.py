@@ -75,21 +75,53 @@ SECTIONS = ("properties", "defaults", "hidden")
 
 
 @cache
-def unmodelled() -> Mapping[str, Mapping[str, Mapping[str, str]]]:
-    """Section → QEMU type → property → why (``data/unmodelled.toml``)."""
+def _table() -> tuple[dict[str, dict[str, dict[str, str]]], dict[str, dict[str, Raw]]]:
     with (data_path() / "unmodelled.toml").open("rb") as fh:
         data = tomllib.load(fh)
-    out: dict[str, dict[str, dict[str, str]]] = {s: {} for s in SECTIONS}
+    why: dict[str, dict[str, dict[str, str]]] = {s: {} for s in SECTIONS}
+    effective: dict[str, dict[str, Raw]] = {}
     for section, types in data.items():
         if section not in SECTIONS or not isinstance(types, dict):
             raise CatalogueError(f"unmodelled.toml: unknown section [{section}]")
         for type_name, props in types.items():
-            if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):
-                raise CatalogueError(
-                    f"unmodelled.toml: [{section}.{type_name}] must map properties to reasons"
-                )
-            out[section][type_name] = dict(props)
-    return out
+            where = f"unmodelled.toml: [{section}.{type_name}]"
+            if not isinstance(props, dict):
+                raise CatalogueError(f"{where} must map properties to reasons")
+            for prop, entry in props.items():
+                if section == "defaults" and isinstance(entry, dict):
+                    if set(entry) - {"why", "default"} or not isinstance(entry.get("why"), str):
+                        raise CatalogueError(f"{where}.{prop} must hold why and a default")
+                    if "default" in entry:
+                        effective.setdefault(type_name, {})[prop] = entry["default"]
+                    entry = entry["why"]
+                if not isinstance(entry, str):
+                    raise CatalogueError(f"{where}.{prop} must say why")
+                why[section].setdefault(type_name, {})[prop] = entry
+    return why, effective
+
+
+def unmodelled() -> Mapping[str, Mapping[str, Mapping[str, str]]]:
+    """Section → QEMU type → property → why (``data/unmodelled.toml``)."""
+    return _table()[0]
+
+
+def effective_defaults(intro: Introspection, driver: str) -> dict[str, Raw]:
+    """The defaults a device of type ``driver`` really gets where introspection reports
+    another (``[defaults]`` entries that give one)."""
+    found: dict[str, Raw] = {}
+    backend = intro.backend(driver)
+    chains = (intro.ancestry(driver) or (driver,), intro.ancestry(backend) if backend else ())
+    for chain in chains:
+        for name in chain:
+            for prop, value in _table()[1].get(name, {}).items():
+                found.setdefault(prop, value)
+    return found
+
+
+def blind_defaults(intro: Introspection, driver: str) -> set[str]:
+    """Properties of ``driver`` whose default introspection cannot tell (listed under
+    ``[defaults]`` without the value a device really gets)."""
+    return set(unmodelled_of(intro, driver, "defaults")) - set(effective_defaults(intro, driver))
 
 
 def unmodelled_of(intro: Introspection, driver: str, section: str = "properties") -> dict[str, str]:
@@ -113,9 +145,11 @@ def modelled_props(intro: Introspection, driver: str) -> dict[str, Any]:
 
 
 def modelled_values(intro: Introspection, driver: str, machine: str | None) -> dict[str, Raw]:
-    """:func:`machine_values` of the properties whose values the catalogue should have."""
-    skip = {**unmodelled_of(intro, driver), **unmodelled_of(intro, driver, "defaults")}
-    return {n: v for n, v in machine_values(intro, driver, machine).items() if n not in skip}
+    """:func:`machine_values` of the properties whose values the catalogue should have,
+    on the defaults a device really gets."""
+    skip = {*unmodelled_of(intro, driver), *blind_defaults(intro, driver)}
+    values = machine_values(intro, driver, machine, effective_defaults(intro, driver))
+    return {n: v for n, v in values.items() if n not in skip}
 
 
 def parse_raw(prop: PropertyDef, raw: Raw | None) -> Value | None:
@@ -219,6 +253,8 @@ _KINDS = {
     "size": "size",
     "str": "string",
     "string": "string",
+    # pci-device's busnr (QEMU 10.0): a bus number with a getter of its own.
+    "busnr": "uint8",
 }
 # Kinds whose spelling in QEMU's introspection says nothing more (a MAC address and a
 # backend id are "str"; an enum reports its QAPI enum's name).
@@ -277,14 +313,15 @@ def learn(catalogue: Catalogue, intro: Introspection, version: Version) -> Candi
     for driver in present:
         qemu = modelled_props(intro, driver)
         hidden = unmodelled_of(intro, driver, "hidden")
-        odd_defaults = unmodelled_of(intro, driver, "defaults")
+        odd_defaults = blind_defaults(intro, driver)
+        defaults = modelled_values(intro, driver, None)
         ours = base.properties(driver, base_version)
         for name in sorted(set(qemu) - set(ours)):
             reported = qemu[name]
             kind = qemu_kind(reported.type)
             new: dict[str, Any] = {"type": kind}
-            if reported.has_default and reported.default is not None and name not in odd_defaults:
-                new["default"] = _toml_value(kind, reported.default)
+            if name in defaults:
+                new["default"] = _toml_value(kind, defaults[name])
             changes.setdefault(("new", name, _frozen(new)), set()).add(driver)
         for name in sorted(set(ours) - set(qemu) - set(hidden)):
             changes.setdefault(("until", name, str(version)), set()).add(driver)
@@ -297,9 +334,9 @@ def learn(catalogue: Catalogue, intro: Introspection, version: Version) -> Candi
                     retype["default"] = _toml_value(kind, reported.default)
                 changes.setdefault(("retype", name, _frozen(retype)), set()).add(driver)
                 continue
-            if not reported.has_default or reported.default is None or name in odd_defaults:
+            if name not in defaults or name in odd_defaults:
                 continue
-            want = parse_raw(ours[name], reported.default)
+            want = parse_raw(ours[name], defaults[name])
             if want != base.default(driver, name, base_version):
                 changes.setdefault(("default", name, want), set()).add(driver)
 
