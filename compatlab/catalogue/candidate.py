@@ -39,7 +39,7 @@ from compatlab.errors import (
 )
 from compatlab.versions import Version
 
-_TOP_KEYS = {"version", "base", "doc", "types", "compat"}
+_TOP_KEYS = {"version", "base", "doc", "oldest_machine", "types", "compat"}
 _PROP_KEYS = {
     "type",
     "choices",
@@ -201,6 +201,8 @@ class Candidate:
     types: Mapping[str, Mapping[str, Any]]
     compat: tuple[Mapping[str, str], ...]
     source: str = "<candidate>"
+    #: The oldest machine type the candidate still offers (None: all of them).
+    oldest_machine: Version | None = None
 
 
 @dataclass(frozen=True)
@@ -344,12 +346,13 @@ def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Can
         raise _fail(source, f"unknown key {sorted(unknown)[0]!r} (expected {sorted(_TOP_KEYS)})")
     if "version" not in data:
         raise _fail(source, "missing 'version' (the candidate release, e.g. version = \"10.1\")")
-    for key in ("version", "base", "doc"):
+    for key in ("version", "base", "doc", "oldest_machine"):
         if key in data:
             _expect(data[key], _TEXT, source, key)
     try:
         version = Version.parse(data["version"])
         base = Version.parse(data["base"]) if "base" in data else None
+        oldest = Version.parse(data["oldest_machine"]) if "oldest_machine" in data else None
     except CandidateError:
         raise
     except Exception as exc:
@@ -373,6 +376,7 @@ def parse_candidate(data: Mapping[str, Any], source: str = "<candidate>") -> Can
         types=types,
         compat=tuple({k: _compat_value(v) for k, v in row.items()} for row in compat),
         source=source,
+        oldest_machine=oldest,
     )
 
 
@@ -383,6 +387,8 @@ def candidate_document(candidate: Candidate) -> dict[str, Any]:
         doc["base"] = str(candidate.base)
     if candidate.doc:
         doc["doc"] = candidate.doc
+    if candidate.oldest_machine is not None:
+        doc["oldest_machine"] = str(candidate.oldest_machine)
     doc["types"] = {name: dict(spec) for name, spec in candidate.types.items()}
     doc["compat"] = [dict(row) for row in candidate.compat]
     return doc
@@ -440,6 +446,20 @@ def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) ->
                 raise _fail(src, f"new type {name!r}: unknown parent {types[name].parent!r}")
     probe = Catalogue(types=types, compat=(), versions=(*base.versions, n))
     entries, problems = _compat_entries(probe, candidate, src)
+    oldest = candidate.oldest_machine
+    if oldest is not None:
+        if oldest > n:
+            raise _fail(src, f"oldest_machine {oldest} is newer than the candidate {n}")
+        dropped = [v for v in base.versions if v < oldest]
+        if dropped:
+            problems.append(
+                CandidateProblem(
+                    "machine-type-removed",
+                    f"{n} offers no machine type older than {oldest}: guests started on "
+                    f"{dropped[0]} … {dropped[-1]} ({len(dropped)} versions) cannot be "
+                    "restarted on it with their machine type",
+                )
+            )
     try:
         cat = Catalogue(
             types=types,

@@ -242,6 +242,7 @@ def cmd_qemu(args: argparse.Namespace) -> int:
         "capture": _qemu_capture,
         "verify": _qemu_verify,
         "discover": _qemu_discover,
+        "learn": _qemu_learn,
     }[args.qemu_command]
     return handler(args)
 
@@ -387,6 +388,49 @@ def _qemu_discover(args: argparse.Namespace) -> int:
                 print(f"  {row['name']:<32} changes config space: {', '.join(row['changes'])}")
         quiet = [r["name"] for r in report["properties"] if not r["changes"]]
         print(f"  no config-space effect seen: {', '.join(quiet) or 'none'}")
+    return ExitCode.OK
+
+
+def _qemu_learn(args: argparse.Namespace) -> int:
+    import re
+
+    from compatlab.catalogue.candidate import as_of
+    from compatlab.catalogue.loader import builtin_catalogue
+    from compatlab.errors import InputError, OracleError
+    from compatlab.oracles.introspect import introspect
+    from compatlab.oracles.learn import candidate_toml, learn
+    from compatlab.oracles.qemu import binary_for, probe_binary
+    from compatlab.versions import Version
+
+    if args.output and (why := paths.unwritable(args.output, folder=False)):
+        raise InputError(f"-o {args.output}: {why}")
+    given = args.binary
+    if re.fullmatch(r"\s*\d{1,3}\.\d{1,3}\s*", given):
+        binary = binary_for(given)
+    else:
+        path = Path(given)
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise InputError(f"{given}: not an executable file (give a version or a QEMU binary)")
+        try:
+            binary = probe_binary(path)
+        except OracleError as exc:
+            raise InputError(f"{given}: not a QEMU binary ({exc})") from None
+    catalogue = builtin_catalogue()
+    if args.base is not None:
+        base = Version.parse(args.base)
+        if base not in catalogue.versions:
+            raise InputError(f"--base {args.base}: the catalogue has no version {base}")
+        if base >= binary.version:
+            raise InputError(
+                f"--base {base} must be older than the binary's release {binary.version}"
+            )
+        catalogue = as_of(catalogue, base)
+    intro = introspect(binary, catalogue.types)
+    text = candidate_toml(learn(catalogue, intro, binary.version))
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return ExitCode.OK
 
 

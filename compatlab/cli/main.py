@@ -431,6 +431,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             help="machine type (default: the binary's own)",
         )
         p.add_argument("--format", choices=("text", "json"), default="text")
+
+        p = qsub.add_parser(
+            "learn",
+            help="write what a binary's release changed against the catalogue as a candidate file",
+        )
+        p.add_argument("binary", type=_name("binary"), help="a release (e.g. 10.0) or a path")
+        p.add_argument(
+            "--base",
+            metavar="VERSION",
+            help="learn against the catalogue as of VERSION (default: its newest version "
+            "before the binary's release)",
+        )
+        p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     return parser
 
 
