@@ -12,7 +12,7 @@ on it (a sweep keeps that as a finding about QEMU, not as a refusal),
 ``"fault": "<what happened>"`` with ``"stderr"``, the end of what it printed. Every device string carries an explicit ``addr``. A capture
 with a guest write probe also holds ``"write_probe": [[ones, zeros], …]``, per
 device the 256 bytes read back after writing all-ones and after writing zeros to
-each dword in turn (:func:`compatlab.oracles.qemu.probe_sequence`).
+each dword in turn (:func:`compatlab.oracles.guest.probe_sequence`).
 
 Capturing packs many one-device configs into one QEMU start (one slot each) and
 falls back to one start per config when QEMU refuses the batch, so that each
