@@ -6,7 +6,9 @@ the oracle starts QEMU with a firmware image of its own (``-bios``): a few hundr
 bytes of x86 real-mode code, run from the reset vector once the oracle lets the paused
 machine go, that makes exactly the port accesses the monitor would have made, in the
 same order, and leaves what it read in guest RAM. The oracle reads that back in one
-``pmemsave``.
+``pmemsave``. It replaced the monitor path everywhere: every release the oracle runs
+(5.2, 7.2, 10.0 and 11.1) runs it, and the captures they recorded through the monitor
+are captured again byte for byte (``tests/test_oracle_identity.py``).
 
 What the program does, device by device in the order asked:
 
