@@ -54,9 +54,10 @@ FAULTS = [
     ("garbage-reply", r"answered garbage on its monitor: 'the cake is a lie", 0),
     ("flood", r"flooded its standard error \(over 16 MiB\)", 0),
     ("garbage", r"broke off the QMP handshake .* but kept running", EXIT_GRACE),
+    ("unfinished", r"stopped before its guest program finished \(no done marker", 0),
     ("hang-start", rf"did not open its monitor within {TIMEOUT:.0f}s", TIMEOUT),
-    # A write probe (as here) has twice the time of a read.
-    ("hang-mid", rf"stopped answering its monitor within {2 * TIMEOUT:.0f}s", 2 * TIMEOUT),
+    ("hang-mid", rf"stopped answering its monitor within {TIMEOUT:.0f}s", TIMEOUT),
+    ("hang-guest", rf"did not finish its guest program within {TIMEOUT:.0f}s", TIMEOUT),
 ]
 
 

@@ -1,12 +1,16 @@
-"""Oracle plumbing that needs no QEMU: capture records, backends, error text, verdicts."""
+"""Oracle plumbing that needs no QEMU: capture records, backends, error text, verdicts,
+how one-device configs are packed into starts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from compatlab.oracles.capture import CaptureRecord, read_corpus, write_records
 from compatlab.oracles.compare import byte_diff, check_record
-from compatlab.oracles.qemu import _error_lines, backend_args
+from compatlab.oracles.qemu import BatchResult, QemuBinary, Slot, _error_lines, backend_args
+from compatlab.versions import Version
 
 PVPANIC = "361b1100000000000100800800000000" + "00" * 28 + "f41a0011" + "00" * 16 + "00" * 192
 
@@ -77,3 +81,82 @@ def test_verdicts() -> None:
 
 def test_byte_diff_names_offsets() -> None:
     assert byte_diff(b"\x00\x01", b"\x00\x02") == "0x01: qemu 01 model 02"
+
+
+# -- packing one-device configs into QEMU starts (capture_singles), with a stand-in
+# for run_batch that refuses as QEMU does: naming the -device it refused.
+
+BALLOONS = ["virtio-balloon-pci", "virtio-balloon-pci-transitional", "virtio-balloon-pci"]
+
+
+def test_a_start_holds_no_more_of_a_kind_than_a_machine_may() -> None:
+    from compatlab.catalogue import builtin_catalogue
+    from compatlab.oracles.capture import _pack
+
+    devices = ["e1000", *BALLOONS, "no-such-device", *(["pvpanic-pci"] * 40)]
+    starts = _pack(devices, builtin_catalogue())
+    balloons = [[t for _, t in s if "balloon" in t] for s in starts]
+    assert [len(b) for b in balloons] == [1, 1, 1], "one balloon of any variant per start"
+    assert all(len(s) <= 30 for s in starts)
+    assert sorted(i for s in starts for i, _ in s) == list(range(len(devices)))
+    # slots in order within a start, from 02; an unknown driver is QEMU's to judge
+    assert [t for _, t in starts[0][:3]] == [
+        "e1000,addr=02.0",
+        "virtio-balloon-pci,addr=03.0",
+        "no-such-device,addr=04.0",
+    ]
+    assert starts[1][0][1] == "virtio-balloon-pci-transitional,addr=02.0"
+
+
+class FakeQemu:
+    """run_batch as QEMU answers it: a device string with ``bad`` is refused
+    alone; two ``twin`` devices in one start refuse the second (they only clash);
+    any other device reads as its slot number."""
+
+    def __init__(self, refuse_unnamed: bool = False) -> None:
+        self.starts: list[list[str]] = []
+        self.refuse_unnamed = refuse_unnamed
+
+    def __call__(
+        self, binary: QemuBinary, machine: Version, devices: list[str], slots: list[Slot], **_: bool
+    ) -> BatchResult:
+        self.starts.append(list(devices))
+        twins = [d for d in devices if d.startswith("twin")]
+        for d in devices:
+            if "bad" in d or (len(twins) > 1 and d == twins[1]):
+                error = "backend trouble" if self.refuse_unnamed else f"-device {d}: refused"
+                return BatchResult(None, error)
+        return BatchResult(tuple(bytes([s.slot]) * 256 for s in slots), None)
+
+
+def _capture(
+    monkeypatch: pytest.MonkeyPatch, qemu: FakeQemu, devices: list[str]
+) -> list[CaptureRecord]:
+    import compatlab.oracles.capture as capture
+
+    monkeypatch.setattr(capture, "run_batch", qemu)
+    binary = QemuBinary(Path("qemu"), "7.2.0", Version(7, 2), (Version(7, 2),))
+    return capture.capture_singles(binary, Version(7, 2), devices)
+
+
+def test_a_refused_config_gets_a_start_of_its_own_and_the_rest_start_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    qemu = FakeQemu()
+    devices = ["a", "bad1", "twin", "b", "twin", "c"]
+    records = _capture(monkeypatch, qemu, devices)
+    assert [r.devices[0].split(",")[0] for r in records] == devices, "records in input order"
+    assert records[1].error == "-device bad1,addr=03.0: refused"
+    assert records[4].config_space == ("06" * 256,), "a clash alone is no refusal"
+    assert records[5].config_space == ("07" * 256,)
+    # the start, again without bad1, bad1 alone, again without the second twin, that twin alone
+    assert [len(s) for s in qemu.starts] == [6, 1, 5, 1, 4]
+
+
+def test_a_refusal_that_names_no_config_is_run_one_config_per_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    qemu = FakeQemu(refuse_unnamed=True)
+    records = _capture(monkeypatch, qemu, ["a", "bad", "b"])
+    assert [len(s) for s in qemu.starts] == [3, 1, 1, 1]
+    assert [r.error for r in records] == [None, "backend trouble", None]

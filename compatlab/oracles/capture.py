@@ -12,11 +12,13 @@ on it (a sweep keeps that as a finding about QEMU, not as a refusal),
 ``"fault": "<what happened>"`` with ``"stderr"``, the end of what it printed. Every device string carries an explicit ``addr``. A capture
 with a guest write probe also holds ``"write_probe": [[ones, zeros], …]``, per
 device the 256 bytes read back after writing all-ones and after writing zeros to
-each dword in turn (:func:`compatlab.oracles.qemu.probe_sequence`).
+each dword in turn (:func:`compatlab.oracles.guest.probe_sequence`).
 
-Capturing packs many one-device configs into one QEMU start (one slot each) and
-falls back to one start per config when QEMU refuses the batch, so that each
-refusal is attributed to the config that caused it.
+Capturing packs many one-device configs into one QEMU start (one slot each, and
+no more of a kind than a machine may hold); when QEMU refuses a start, the config
+it names gets a start of its own and the others start again without it, so that
+each refusal is attributed to the config that caused it
+(:func:`capture_singles`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress, parse_device_string
 from compatlab.errors import OracleError
 from compatlab.oracles.qemu import (
@@ -261,41 +265,90 @@ def capture_singles(
     *,
     progress: Callable[[int], None] | None = None,
     probe: bool = False,
+    catalogue: Catalogue | None = None,
 ) -> list[CaptureRecord]:
     """Capture many one-device configs, packed into as few QEMU starts as possible.
 
-    Each device string is placed at its own slot (02, 03, …); its ``addr`` is
-    rewritten to that slot, and the record shows the address actually used.
+    A start holds one config per slot (02, 03, …: each string's ``addr`` is rewritten
+    to its slot, and the record shows the address used), and no more devices of a
+    kind than the catalogue lets one machine hold (``max_instances``: QEMU refuses a
+    second balloon); configs go to the first start with room, in order. If QEMU
+    refuses a start and names one of its devices, that config gets a start of its
+    own (what QEMU does with it alone is its record: a refusal, or bytes if it only
+    clashed with another config) and the others start again without it; a start
+    refused for another reason, or one that crashes, is redone one config per start.
+    Records come back in the order of ``devices``.
     """
-    per_batch = LAST_SLOT - FIRST_SLOT + 1
-    out: list[CaptureRecord] = []
-    for start in range(0, len(devices), per_batch):
-        chunk = [
-            _with_addr(text, PciAddress(FIRST_SLOT + i, 0))
-            for i, text in enumerate(devices[start : start + per_batch])
-        ]
-        try:
-            result = run_batch(binary, machine, chunk, _slots_of(chunk), probe=probe)
-        except QemuFault:  # one of them crashed it: find which, one by one
-            result = BatchResult(None, "crashed")
-        if result.spaces is not None:
-            probes = _probes(result) or tuple((None,) * len(chunk))  # type: ignore[arg-type]
-            out.extend(
-                CaptureRecord(
-                    str(binary.version),
-                    binary.release,
-                    str(machine),
-                    (text,),
-                    (space.hex(),),
-                    write_probe=None if p is None else (p,),
-                )
-                for text, space, p in zip(chunk, result.spaces, probes, strict=True)
-            )
-        else:
-            out.extend(capture_one(binary, machine, [text], probe=probe) for text in chunk)
+    records: dict[int, CaptureRecord] = {}
+    for start in _pack(devices, catalogue or active_catalogue()):
+        pending = list(start)
+        while len(pending) > 1:
+            texts = [text for _, text in pending]
+            try:
+                result = run_batch(binary, machine, texts, _slots_of(texts), probe=probe)
+            except QemuFault:  # one of them crashed it: find which, one by one
+                result = BatchResult(None, None)
+            if result.spaces is not None:
+                probes = _probes(result) or (None,) * len(texts)
+                for (index, text), space, p in zip(pending, result.spaces, probes, strict=True):
+                    records[index] = CaptureRecord(
+                        str(binary.version),
+                        binary.release,
+                        str(machine),
+                        (text,),
+                        (space.hex(),),
+                        write_probe=None if p is None else (p,),
+                    )
+                pending = []
+                break
+            named = [entry for entry in pending if _names(result.error, entry[1])]
+            if len(named) != 1:
+                break
+            index, text = named[0]
+            records[index] = capture_one(binary, machine, [text], probe=probe)
+            pending.remove(named[0])
+        for index, text in pending:
+            records[index] = capture_one(binary, machine, [text], probe=probe)
         if progress is not None:
-            progress(len(chunk))
-    return out
+            progress(len(start))
+    return [records[index] for index in range(len(devices))]
+
+
+def _names(error: str | None, device: str) -> bool:
+    """Does QEMU's refusal blame ``device``? It prefixes the option it refused."""
+    return error is not None and error.startswith(f"-device {device}: ")
+
+
+def _pack(devices: Sequence[str], catalogue: Catalogue) -> list[list[tuple[int, str]]]:
+    """``devices`` (by index, with the ``addr`` of their slot) in starts, first fit:
+    a start has one slot per device and at most ``max_instances`` of a kind."""
+    per_start = LAST_SLOT - FIRST_SLOT + 1
+    starts: list[list[tuple[int, str]]] = []
+    held: list[Counter[str]] = []
+    for index, text in enumerate(devices):
+        limits = _instance_limits(catalogue, parse_device_string(text).driver)
+        for start, kinds in zip(starts, held, strict=True):
+            if len(start) < per_start and all(kinds[k] < n for k, n in limits):
+                break
+        else:
+            start, kinds = [], Counter()
+            starts.append(start)
+            held.append(kinds)
+        start.append((index, _with_addr(text, PciAddress(FIRST_SLOT + len(start), 0))))
+        kinds.update(k for k, _ in limits)
+    return starts
+
+
+def _instance_limits(catalogue: Catalogue, driver: str) -> list[tuple[str, int]]:
+    """The kinds ``driver`` counts towards and how many of each a machine may hold
+    (none for a driver the catalogue does not know: QEMU will say)."""
+    if driver not in catalogue.types:
+        return []
+    return [
+        (kind, limit)
+        for kind in catalogue.ancestry(driver)
+        if (limit := catalogue.types[kind].max_instances) is not None
+    ]
 
 
 def timed(fn: Callable[[], list[CaptureRecord]]) -> tuple[list[CaptureRecord], float]:

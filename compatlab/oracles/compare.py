@@ -18,7 +18,7 @@ from compatlab.config import Config, parse_device_string
 from compatlab.errors import CompatlabError
 from compatlab.hints.model import Hints
 from compatlab.oracles.capture import CaptureRecord
-from compatlab.oracles.qemu import probe_sequence
+from compatlab.oracles.guest import probe_sequence
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.realize import Realized, realize
 from compatlab.resolve import dump_hints
@@ -43,7 +43,7 @@ def byte_diff(expected: bytes, actual: bytes, limit: int = 8) -> str:
 
 def model_write_probe(space: ConfigSpace) -> tuple[bytes, bytes]:
     """The model's answer to the guest write probe QEMU gets (see
-    :func:`compatlab.oracles.qemu.probe_sequence`): bytes read back after writing
+    :func:`compatlab.oracles.guest.probe_sequence`): bytes read back after writing
     all-ones, and after writing zeros, to each dword in turn."""
     ones = bytearray()
     zeros = bytearray()

@@ -1,20 +1,24 @@
 """Real QEMU as the oracle (DESIGN.md §2).
 
-A batch of devices is started in one paused QEMU (``-S``, TCG, ``-nodefaults``,
-no firmware has run) on a versioned i440fx machine type, and each device's 256
-bytes are read through the legacy configuration mechanism: write
-``0x80000000 | slot << 11 | fn << 8 | offset`` to port 0xCF8, read the dword at
-0xCFC, with the human monitor's ``o /w`` and ``i /w`` over QMP (qemu.qmp).
+A batch of devices is started in one paused QEMU (``-S``, TCG, ``-nodefaults``) on
+a versioned i440fx machine type, and each device's 256 bytes are read through the
+legacy configuration mechanism: write ``0x80000000 | slot << 11 | fn << 8 | offset``
+to port 0xCF8, read the dword at 0xCFC. The machine's own CPU does that port I/O:
+the firmware is a guest program of the oracle's (:mod:`compatlab.oracles.guest`),
+which the machine runs from reset once the oracle lets it go (``cont``); it stops
+the machine when done, and its results are read back from guest RAM in one
+``pmemsave``, over QMP (qemu.qmp). No other firmware runs, so what the program reads
+is the reset state.
 
 If QEMU refuses the configuration it prints one error line and exits with status
 1 before its monitor answers; that line is returned instead of bytes. Anything
 else is a :class:`QemuFault` (an oracle error, never a refusal): death by a
 signal, any other exit, an exit without an error line, a monitor that does not
-open or stops answering within the timeout, a reply that is not what the command
-prints, more than 16 MiB on standard error. A process that dies is noticed at
-once (its exit is awaited beside every monitor call), and every process a start
-made, grandchildren included, is killed afterwards: QEMU leads a process group
-of its own.
+open or stops answering within the timeout, a guest program that does not finish
+within it, a reply that is not what the command returns, more than 16 MiB on
+standard error. A process that dies is noticed at once (its exit is awaited beside
+every monitor call), and every process a start made, grandchildren included, is
+killed afterwards: QEMU leads a process group of its own.
 
 Binaries are found from ``COMPATLAB_QEMU`` (``os.pathsep``-separated paths to
 ``qemu-system-x86_64``), else ``qemu-system-x86_64`` on ``PATH`` and the QEMU 10.0
@@ -22,7 +26,7 @@ that ``.ci/install-qemu`` unpacks into ``/opt/compatlab/qemu-10.0``. A binary
 under ``…/usr/bin/`` whose tree has ``usr/lib/x86_64-linux-gnu/qemu`` gets that as
 ``QEMU_MODULE_DIR``; a tree that holds its own dynamic loader (a release built for
 another Debian suite, with its library closure) is run through that loader with
-its own libraries, and ``-L`` for its own firmware.
+its own libraries, and ``-L`` for its own firmware (device option ROMs).
 """
 
 from __future__ import annotations
@@ -36,29 +40,22 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from compatlab.errors import OracleError, QemuNotFoundError, UnknownVersionError
+from compatlab.oracles.guest import RESULTS, Layout, program
 from compatlab.versions import Version
+
+_T = TypeVar("_T")
 
 # A refused config makes QEMU exit during the QMP handshake; that is an answer, not
 # an error worth logging.
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
-
-class _DeadPeerWrites(logging.Filter):
-    """asyncio warns once per write after a peer is gone; a QEMU that died under
-    queued monitor commands is reported as a fault instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "socket.send() raised exception."
-
-
-logging.getLogger("asyncio").addFilter(_DeadPeerWrites())
 
 # Where .ci/install-qemu unpacks the releases that are not the system's.
 DEFAULT_TREES = (Path("/opt/compatlab/qemu-10.0"),)
@@ -71,8 +68,6 @@ STDERR_FLOOD = 16 * 2**20
 
 _VERSION_RE = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)")
 _I440FX_RE = re.compile(r"^pc-i440fx-(\d+)\.(\d+)\s", re.MULTILINE)
-# "port[0x0cfc] = 0x12345678"; QEMU 5.2 prints a zero as "00000000", without "0x".
-_PORT_RE = re.compile(r"^port\w?\[0x[0-9a-fA-F]+\]\s*=\s*(?:0x)?([0-9a-fA-F]{1,8})\s*$")
 _ERROR_PREFIX_RE = re.compile(r"^[^:\s]*qemu-system-[\w-]+: ")
 
 
@@ -265,7 +260,7 @@ class BatchResult:
 
     With a write probe, ``probes`` holds per device the bytes read back after the
     guest wrote all-ones, and after it wrote zeros, to each dword in turn (see
-    :func:`probe_sequence`).
+    :func:`~compatlab.oracles.guest.probe_sequence`).
     """
 
     spaces: tuple[bytes, ...] | None
@@ -304,8 +299,15 @@ def backend_args(device_strings: Iterable[str]) -> list[str]:
 
 
 def qemu_command(
-    binary: QemuBinary, machine: Version, device_strings: Sequence[str], qmp_socket: str
+    binary: QemuBinary,
+    machine: Version,
+    device_strings: Sequence[str],
+    qmp_socket: str,
+    firmware: str,
 ) -> list[str]:
+    """The arguments of one start, binary first: ``firmware`` is the guest program's
+    image; the reset it requests when done stops the machine (``-no-reboot``
+    makes it a shutdown, ``-no-shutdown`` a pause), RAM and all kept for reading."""
     cmd = [
         str(binary.path),
         "-machine",
@@ -314,6 +316,10 @@ def qemu_command(
         "tcg",
         "-nodefaults",
         "-S",
+        "-bios",
+        firmware,
+        "-no-reboot",
+        "-no-shutdown",
         "-display",
         "none",
         "-m",
@@ -378,66 +384,6 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-async def _read_spaces(qmp: object, slots: Sequence[Slot]) -> tuple[bytes, ...]:
-    execute = qmp.execute  # type: ignore[attr-defined]
-    spaces = []
-    for s in slots:
-        commands = []
-        for offset in range(0, 256, 4):
-            address = 0x80000000 | (s.slot << 11) | (s.function << 8) | offset
-            commands.append(
-                execute("human-monitor-command", {"command-line": f"o /w 0xcf8 {address:#x}"})
-            )
-            commands.append(execute("human-monitor-command", {"command-line": "i /w 0xcfc"}))
-        replies = await asyncio.gather(*commands)
-        raw = bytearray()
-        for reply in replies[1::2]:
-            match = _PORT_RE.search(str(reply))
-            if match is None:
-                raise _MonitorGarbage(f"{str(reply)[:80]!r}")
-            raw += int(match.group(1), 16).to_bytes(4, "little")
-        spaces.append(bytes(raw))
-    return tuple(spaces)
-
-
-def probe_sequence(offset: int, original: int) -> list[tuple[int | None, bool]]:
-    """The guest accesses of a write probe of one dword: (value written or None, read?).
-
-    Write all-ones and read back, write zeros and read back, write the original
-    value again. What reads back shows ``wmask`` (and BAR sizes) without touching
-    anything else; the last write leaves the register as it was.
-    """
-    return [(0xFFFFFFFF, True), (0, True), (original, False)]
-
-
-async def _probe_writes(qmp: object, s: Slot, original: bytes) -> tuple[bytes, bytes]:
-    execute = qmp.execute  # type: ignore[attr-defined]
-    calls = []
-    reads = []
-    for offset in range(0, 256, 4):
-        address = 0x80000000 | (s.slot << 11) | (s.function << 8) | offset
-        value = int.from_bytes(original[offset : offset + 4], "little")
-        calls.append(f"o /w 0xcf8 {address:#x}")
-        for written, read in probe_sequence(offset, value):
-            if written is not None:
-                calls.append(f"o /w 0xcfc {written:#x}")
-            if read:
-                reads.append(len(calls))
-                calls.append("i /w 0xcfc")
-    replies = await asyncio.gather(
-        *(execute("human-monitor-command", {"command-line": c}) for c in calls)
-    )
-    values = []
-    for index in reads:
-        match = _PORT_RE.search(str(replies[index]))
-        if match is None:
-            raise _MonitorGarbage(f"{str(replies[index])[:80]!r}")
-        values.append(int(match.group(1), 16))
-    ones = b"".join(v.to_bytes(4, "little") for v in values[0::2])
-    zeros = b"".join(v.to_bytes(4, "little") for v in values[1::2])
-    return ones, zeros
-
-
 async def _run(
     binary: QemuBinary,
     machine: Version,
@@ -446,18 +392,20 @@ async def _run(
     timeout: float,
     probe: bool,
 ) -> BatchResult:
-    from qemu.qmp import QMPClient
-
+    layout = Layout(len(slots), probe)
     with tempfile.TemporaryDirectory(prefix="compatlab-qmp-") as tmp:
         sock = os.path.join(tmp, "qmp.sock")
-        qmp = QMPClient("compatlab")
+        firmware = os.path.join(tmp, "guest.bin")
+        with open(firmware, "wb") as fh:
+            fh.write(program([(s.slot, s.function) for s in slots], probe=probe))
+        qmp = _client_class()("compatlab")
         await qmp.start_server(sock)
         # Standard error goes to a file, not a pipe: a pipe that a grandchild keeps
         # open would hide QEMU's exit, and a full one would stall it.
         errors_path = os.path.join(tmp, "stderr")
         with open(errors_path, "wb") as errors_file:
             proc = await asyncio.create_subprocess_exec(
-                *binary.command(qemu_command(binary, machine, device_strings, sock)),
+                *binary.command(qemu_command(binary, machine, device_strings, sock, firmware)),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=errors_file,
@@ -503,15 +451,20 @@ async def _run(
                 if proc.returncode is None:
                     raise await fault(f"broke off the QMP handshake ({reason}) but kept running")
                 raise await fault(f"{_exit_text(proc.returncode)} before its monitor answered")
+            guest = _Guest(qmp, layout, os.path.join(tmp, "results"))
             try:
-                # A write probe sends some twenty times the commands of a read.
-                budget = timeout * (2 if probe else 1)
-                spaces, probes = await _read_all(qmp, slots, probe, budget, exited)
+                spaces, probes = await _until_exit(guest.run(), timeout, exited)
             except _MonitorGarbage as exc:
                 raise await fault(f"answered garbage on its monitor: {exc}") from None
+            except _Unfinished:
+                raise await fault(
+                    "stopped before its guest program finished (no done marker in guest RAM)"
+                ) from None
             except TimeoutError:
                 raise await fault(
-                    f"stopped answering its monitor within {_seconds(budget)}"
+                    f"did not finish its guest program within {_seconds(timeout)}"
+                    if guest.running
+                    else f"stopped answering its monitor within {_seconds(timeout)}"
                 ) from None
             except Exception as exc:  # the connection died under us
                 with contextlib.suppress(TimeoutError):
@@ -521,8 +474,8 @@ async def _run(
                     if proc.returncode is not None
                     else f"lost its monitor ({type(exc).__name__}) while its config space was read"
                 ) from None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(qmp.execute("quit"), 5)
+            # No ``quit``: the machine has stopped, and the process group is killed
+            # below anyway; a clean exit would only cost QEMU its teardown.
             return BatchResult(spaces, None, probes)
         finally:
             with contextlib.suppress(Exception):
@@ -540,29 +493,77 @@ async def _cancelled(task: asyncio.Future[Any]) -> None:
         await task
 
 
+@cache
+def _client_class() -> type[Any]:
+    """qemu.qmp's client, imported when first needed."""
+    from qemu.qmp import QMPClient
+
+    class QuietClient(QMPClient):
+        """A QMP client that does not format every message for a debug log nobody
+        reads (the base hooks' only work; some tenth of the oracle's own CPU time)."""
+
+        def _cb_outbound(self, msg: Any) -> Any:
+            return msg
+
+        def _cb_inbound(self, msg: Any) -> Any:
+            return msg
+
+    return QuietClient
+
+
 class _MonitorGarbage(Exception):
-    """A monitor reply that is not what the command prints."""
+    """A monitor reply that is not what the command returns."""
 
 
-async def _read_all(
-    qmp: object,
-    slots: Sequence[Slot],
-    probe: bool,
-    timeout: float,
-    exited: asyncio.Future[int],
-) -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...] | None]:
-    """Every slot's bytes (and write probes), raising as soon as QEMU exits."""
+class _Unfinished(Exception):
+    """The machine stopped, but the guest program left no done marker."""
 
-    async def work() -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...] | None]:
-        spaces = await _read_spaces(qmp, slots)
-        if not probe:
-            return spaces, None
-        probes = [
-            await _probe_writes(qmp, s, space) for s, space in zip(slots, spaces, strict=True)
-        ]
-        return spaces, tuple(probes)
 
-    job = asyncio.ensure_future(work())
+class _Guest:
+    """One run of the guest program: let the paused machine go, wait for it to stop
+    (the program's reset request, see :mod:`compatlab.oracles.guest`), read the
+    results from guest RAM."""
+
+    def __init__(self, qmp: Any, layout: Layout, dump: str) -> None:
+        self.qmp = qmp
+        self.layout = layout
+        self.dump = dump
+        self.running = False  # between ``cont`` answered and the machine stopped
+
+    async def run(self) -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...] | None]:
+        from qemu.qmp import EventListener
+
+        stopped = EventListener(("STOP",))
+        with self.qmp.listen(stopped):
+            await self._command("cont")
+            self.running = True
+            await stopped.get()
+            self.running = False
+        size = self.layout.size
+        await self._command("pmemsave", val=RESULTS, size=size, filename=self.dump)
+        try:
+            with open(self.dump, "rb") as fh:
+                results = self.layout.parse(fh.read(size + 1))
+        except FileNotFoundError:
+            results = None
+        if results is None:
+            raise _Unfinished
+        spaces, images = results
+        if not self.layout.probe:
+            return tuple(spaces), None
+        return tuple(spaces), tuple((ones, zeros) for ones, zeros in images)
+
+    async def _command(self, name: str, **arguments: object) -> None:
+        """Run a command that returns nothing (``{}``); anything else is garbage."""
+        reply = await self.qmp.execute(name, arguments or None)
+        if reply != {}:
+            raise _MonitorGarbage(f"{str(reply)[:80]!r}")
+
+
+async def _until_exit(work: Awaitable[_T], timeout: float, exited: asyncio.Future[int]) -> _T:
+    """``work``'s result, raising as soon as QEMU exits (ConnectionError) or the
+    timeout passes (TimeoutError)."""
+    job = asyncio.ensure_future(work)
     waited: set[asyncio.Future[Any]] = {job, exited}
     done, _ = await asyncio.wait(waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if job in done:
@@ -588,7 +589,7 @@ def run_batch(
 
     ``device_strings`` must give every device an explicit ``addr`` matching ``slots``.
     With ``probe``, also run a guest write probe on every device (see
-    :func:`probe_sequence`).
+    :func:`~compatlab.oracles.guest.probe_sequence`), after every device is read.
     """
     if machine not in binary.machines:
         raise OracleError(f"{binary.describe()} has no machine type pc-i440fx-{machine}")

@@ -4,6 +4,7 @@ running."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "fake-qemu"
@@ -17,8 +18,17 @@ def fake(folder: Path, release: str, mode: str) -> Path:
     return link
 
 
-def survivors(folder: Path) -> list[str]:
-    """Live (not zombie) processes running a fake from ``folder`` (Linux: /proc)."""
+def survivors(folder: Path, wait: float = 3.0) -> list[str]:
+    """Live (not zombie) processes running a fake from ``folder`` (Linux: /proc),
+    once they have had ``wait`` seconds to die: a SIGKILL is delivered when its
+    target next runs, which a loaded machine may delay."""
+    deadline = time.monotonic() + wait
+    while (found := _live(folder)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
+def _live(folder: Path) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
