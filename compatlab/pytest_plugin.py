@@ -45,7 +45,7 @@ from compatlab.versions import Version
 #: Default selection: the oldest catalogue version, the oldest machine type QEMU
 #: 10.0 offers, the newest QEMU 7.2 offers, and the newest. The whole matrix is
 #: for ``compatlab check``.
-DEFAULT_VERSIONS = "1.4,2.4,7.2,10.0"
+DEFAULT_VERSIONS = "1.4,2.4,7.2,11.1"
 RECORD_KEY = "compatlab"
 MARKER = "compatlab"
 

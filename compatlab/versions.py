@@ -1,8 +1,9 @@
 """Emulator versions: ordered release names such as ``2.12`` and ``10.0``.
 
 The built-in catalogue covers every version that has an i440fx machine type in
-QEMU 7.2 or 10.0 (DESIGN.md §1): 1.4–1.7, 2.0–2.12, 3.0–3.1, 4.0–4.2, 5.0–5.2,
-6.0–6.2, 7.0–7.2, 8.0–8.2, 9.0–9.2 and 10.0.
+one of the installable binaries, QEMU 5.2, 7.2, 10.0 and 11.1 (DESIGN.md §1):
+1.4–1.7, 2.0–2.12, 3.0–3.1, 4.0–4.2, 5.0–5.2, 6.0–6.2, 7.0–7.2, 8.0–8.2, 9.0–9.2,
+10.0–10.2 and 11.0–11.1 (42 versions).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Version:
 
 
 def _series() -> tuple[Version, ...]:
-    last_minor = {1: 7, 2: 12, 3: 1, 4: 2, 5: 2, 6: 2, 7: 2, 8: 2, 9: 2, 10: 0}
+    last_minor = {1: 7, 2: 12, 3: 1, 4: 2, 5: 2, 6: 2, 7: 2, 8: 2, 9: 2, 10: 2, 11: 1}
     first_minor = {1: 4}
     return tuple(
         Version(major, minor)
@@ -71,7 +72,7 @@ _ACTIVE_SET: ContextVar[frozenset[Version]] = ContextVar(
 
 
 def active_versions() -> tuple[Version, ...]:
-    """The versions of the catalogue in use: the built-in 38 unless a candidate
+    """The versions of the catalogue in use: the built-in 42 unless a candidate
     catalogue is active (see :func:`compatlab.catalogue.using_catalogue`)."""
     return _ACTIVE.get()
 

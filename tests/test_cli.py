@@ -171,7 +171,7 @@ def test_the_real_entry_point_gives_one_line_and_exit_2() -> None:
 
 def test_versions_and_devices(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["versions", "--format", "json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["versions"]) == 38
+    assert len(json.loads(capsys.readouterr().out)["versions"]) == 42
     assert main(["devices", "--version", "9.0", "--format", "json"]) == 0
     assert "pvpanic-pci" in json.loads(capsys.readouterr().out)["devices"]
     assert main(["devices", "--version", "5.0", "--format", "json"]) == 0

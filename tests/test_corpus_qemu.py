@@ -56,15 +56,16 @@ def test_most_captures_are_checked_through_hints() -> None:
     applicable = [r for r in records if check_record(r, via_hints=True).applicable]
     upgrades = [r for r in applicable if r.machine != r.binary]
     assert len(applicable) >= 5000
-    # machine types 1.4..7.2 on 7.2 and 2.4..10.0 on 10.0 both appear as upgrades
-    assert {r.binary for r in upgrades} == {"7.2", "10.0"}
+    # machine types 1.4..7.2 on 7.2, 2.4..10.0 on 10.0 and 5.2..11.1 on 11.1 appear as upgrades
+    assert {r.binary for r in upgrades} == {"7.2", "10.0", "11.1"}
     assert min(Version.parse(r.machine) for r in upgrades if r.binary == "7.2") == Version(1, 4)
     assert min(Version.parse(r.machine) for r in upgrades if r.binary == "10.0") == Version(2, 4)
+    assert min(Version.parse(r.machine) for r in upgrades if r.binary == "11.1") == Version(5, 2)
 
 
 @pytest.mark.corpus
-def test_corpus_is_large_and_covers_both_binaries() -> None:
+def test_corpus_is_large_and_covers_every_binary() -> None:
     records = [r for f in sorted(CORPUS.rglob("*.jsonl")) for r in read_corpus(f)]
     assert len(records) >= 3000
-    assert {r.binary for r in records} == {"7.2", "10.0"}
+    assert {r.binary for r in records} == {"7.2", "10.0", "11.1"}
     assert any(r.error for r in records), "the corpus should hold refused configs too"

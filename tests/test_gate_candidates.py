@@ -57,7 +57,7 @@ SEEDED: dict[str, tuple[str | tuple[str, ...] | None, str]] = {
     "modern-default-half-entry": (None, "disable-modern changed on → off in 2.7"),
     "net-vectors-entry-wrong-version": (
         ("virtio-net-pci", *TRANSITIONAL),
-        "versions ≤ 10.0 need a history entry",
+        "versions ≤ 11.1 need a history entry",
     ),
     "net-vectors-entry-pins-new-value": (
         ("virtio-net-pci", *TRANSITIONAL),
@@ -65,7 +65,7 @@ SEEDED: dict[str, tuple[str | tuple[str, ...] | None, str]] = {
     ),
     "net-vectors-entry-unknown-driver": (None, "driver 'virtio-net-pcie' does not exist"),
     "net-vectors-entry-unknown-property": (None, "no property 'vector'"),
-    "net-vectors-entry-under-candidate": (None, "applies to the candidate 10.1 itself"),
+    "net-vectors-entry-under-candidate": (None, "applies to the candidate 11.2 itself"),
     "e1000-removed": ("e1000", "refuses"),
     "property-removed": (None, "has no property 'modern-pio-notify'"),
 }
@@ -107,7 +107,7 @@ def test_gate_accepts_the_unmodified_catalogue_on_every_device() -> None:
     """A release that changes nothing, checked on every device type from old and
     recent versions: the unmodified catalogue passes (its own released breaks,
     QEMU's, are excused as the base's, not the candidate's)."""
-    cc = apply_candidate(load_candidate(CANDIDATES / "good" / "10.1-empty.toml"))
+    cc = apply_candidate(load_candidate(CANDIDATES / "good" / "11.2-empty.toml"))
     everything = builtin_catalogue().concrete
     baselines = [Version.parse(v) for v in ("2.4", "6.0", "9.0", "10.0")]
     verdict = candidate_gate(cc, profile="ci", drivers=everything, baselines=baselines)
@@ -139,9 +139,9 @@ def test_a_new_device_type_is_checked_on_the_candidate() -> None:
 
 def test_the_gate_excuses_breaks_already_released() -> None:
     """nvme's error-reporting enables changed in QEMU 9.1 without compat (a known
-    finding): a 10.1 that touches nvme inherits that break and is not blamed for it."""
+    finding): an 11.2 that touches nvme inherits that break and is not blamed for it."""
     cc = apply_candidate(
-        load_candidate(CANDIDATES / "good" / "10.1-empty.toml"), builtin_catalogue()
+        load_candidate(CANDIDATES / "good" / "11.2-empty.toml"), builtin_catalogue()
     )
     verdict = candidate_gate(cc, profile="ci", drivers=("nvme",), baselines=[Version.parse("9.0")])
     assert verdict.passed and verdict.runs == len(GATE_INVARIANTS) + len(CANDIDATE_INVARIANTS)
@@ -179,26 +179,26 @@ def test_a_candidate_changes_nothing_released() -> None:
 BAD = {
     "not-toml": ("version = ", "not valid TOML"),
     "no-version": ('doc = "x"\n', "missing 'version'"),
-    "unknown-key": ('version = "10.1"\nfoo = 1\n', "unknown key 'foo'"),
-    "not-newer": ('version = "9.0"\n', "must be newer than its base 10.0"),
-    "unknown-base": ('version = "10.1"\nbase = "3.7"\n', "base 3.7 is not a version"),
+    "unknown-key": ('version = "11.2"\nfoo = 1\n', "unknown key 'foo'"),
+    "not-newer": ('version = "9.0"\n', "must be newer than its base 11.1"),
+    "unknown-base": ('version = "11.2"\nbase = "3.7"\n', "base 3.7 is not a version"),
     "bad-version": ('version = "ten"\n', "unknown emulator version 'ten'"),
     "bad-default": (
-        'version = "10.1"\n[types.virtio-pci.properties.page-per-vq]\ndefault = "maybe"\n',
+        'version = "11.2"\n[types.virtio-pci.properties.page-per-vq]\ndefault = "maybe"\n',
         "expected on or off",
     ),
     "new-property-without-type": (
-        'version = "10.1"\n[types.e1000.properties.turbo]\ndefault = true\n',
+        'version = "11.2"\n[types.e1000.properties.turbo]\ndefault = true\n',
         "a new property needs a type",
     ),
     "history-rewritten": (
-        'version = "10.1"\n[types.e1000.properties.turbo]\ntype = "bool"\nsince = "2.0"\n',
-        "can only add what appears in 10.1",
+        'version = "11.2"\n[types.e1000.properties.turbo]\ntype = "bool"\nsince = "2.0"\n',
+        "can only add what appears in 11.2",
     ),
-    "unknown-builder": ('version = "10.1"\n[types.flux]\nparent = "pci-device"\n', "flux"),
-    "compat-not-a-list": ('version = "10.1"\ncompat = 3\n', "array of tables"),
+    "unknown-builder": ('version = "11.2"\n[types.flux]\nparent = "pci-device"\n', "flux"),
+    "compat-not-a-list": ('version = "11.2"\ncompat = 3\n', "array of tables"),
     "compat-row-incomplete": (
-        'version = "10.1"\n[[compat]]\ndriver = "e1000"\n',
+        'version = "11.2"\n[[compat]]\ndriver = "e1000"\n',
         "compat entry 1: missing",
     ),
 }
@@ -233,7 +233,7 @@ def test_cli_names_the_missing_entry(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert (
-        "virtio-net-pci.vectors changed 4294967295 → 6 in 10.1; versions ≤ 10.0 need a "
+        "virtio-net-pci.vectors changed 4294967295 → 6 in 11.2; versions ≤ 11.1 need a "
         "history entry vectors=4294967295" in proc.stdout
     )
     assert "minimal config: -device virtio-net-pci,id=dev0" in proc.stdout
@@ -298,7 +298,7 @@ def test_cli_json_verdict_carries_the_register_diff() -> None:
 def test_cli_unknown_driver_is_exit_2() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "compatlab", "gate", "--drivers", "e1001",
-         "--candidate", str(CANDIDATES / "good" / "10.1-empty.toml")],
+         "--candidate", str(CANDIDATES / "good" / "11.2-empty.toml")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "did you mean 'e1000'" in proc.stderr, proc.stderr
@@ -445,7 +445,7 @@ def test_a_removed_device_type_fails_the_whole_gate_without_an_error() -> None:
     cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / "e1000-removed.toml"))
     baselines = [Version.parse(v) for v in ("9.2", "10.0")]
     tasks = gate_tasks(candidate_ref(cc), baselines=baselines, profile="ci")
-    assert all("10.1" not in t.versions[:-1] for t in tasks if t.drivers == ("e1000",))
+    assert all("11.2" not in t.versions[:-1] for t in tasks if t.drivers == ("e1000",))
     verdict = candidate_gate(cc, profile="ci", baselines=baselines)
     assert not verdict.passed and verdict.complete and verdict.runs == len(tasks)
     assert {f.driver for f in verdict.failures} == {"e1000"}
@@ -453,18 +453,18 @@ def test_a_removed_device_type_fails_the_whole_gate_without_an_error() -> None:
 
 
 def test_an_inherited_break_does_not_hide_a_new_one() -> None:
-    """From 9.0, every nvme already differs on 10.0 (QEMU's 9.1 change). A 10.1 that
+    """From 9.0, every nvme already differs on 11.1 (QEMU's 9.1 change). An 11.2 that
     also changes nvme's MSI-X table size without an entry is still rejected there:
     a violation is excused only when the candidate realizes exactly what the base's
     newest release does."""
-    data = {"version": "10.1", "types": {"nvme": {"properties": {"msix_qsize": {"default": 32}}}}}
+    data = {"version": "11.2", "types": {"nvme": {"properties": {"msix_qsize": {"default": 32}}}}}
     cc = apply_candidate(parse_candidate(data, "<test>"))
     verdict = candidate_gate(
         cc, profile="ci", drivers=("nvme",), baselines=[Version.parse("9.0")], fail_fast=True
     )
     assert not verdict.passed
     said = [line for f in verdict.failures for line in f.explanation.lines]
-    assert any("nvme.msix_qsize changed 65 → 32 in 10.1" in line for line in said), said
+    assert any("nvme.msix_qsize changed 65 → 32 in 11.2" in line for line in said), said
 
 
 @pytest.mark.parametrize(("release", "code"), [("9.1", 1), ("9.2", 0)])
@@ -484,14 +484,14 @@ def test_a_retyped_property_starts_a_new_variant() -> None:
     """Changing a property's type (as intel-hda's msi went from a number to on/off/auto)
     starts a variant in the candidate; released versions keep the old one."""
     data = {
-        "version": "10.1",
+        "version": "11.2",
         "types": {
             "virtio-net-pci-base": {"properties": {"vectors": {"type": "uint16", "default": 3}}}
         },
     }
     cc = apply_candidate(parse_candidate(data, "<test>"))
     cat = cc.catalogue
-    old, new = Version.parse("10.0"), Version.parse("10.1")
+    old, new = Version.parse("11.1"), Version.parse("11.2")
     assert cat.properties("virtio-net-pci", old)["vectors"].type.kind == "uint32"
     assert cat.properties("virtio-net-pci", new)["vectors"].type.kind == "uint16"
     assert cat.default("virtio-net-pci", "vectors", new) == 3

@@ -377,19 +377,19 @@ CASES: dict[str, Case] = {
         gate(lambda t: _sparse(t, "c.toml")), ("c.toml", "more than the 16 MiB")
     ),
     "candidate-nested-1e5": Case(
-        gate(lambda t: _write(t, "c.toml", 'version = "10.1"\ndoc = ' + "[" * DEEP)),
+        gate(lambda t: _write(t, "c.toml", 'version = "11.2"\ndoc = ' + "[" * DEEP)),
         ("c.toml", "nests deeper than 32 levels"),
     ),
     "candidate-number-for-table": Case(
-        gate(lambda t: _write(t, "c.toml", 'version = "10.1"\ntypes = 3\n')),
+        gate(lambda t: _write(t, "c.toml", 'version = "11.2"\ntypes = 3\n')),
         ("c.toml", "types must be a table of device type tables, not an integer"),
     ),
     "candidate-number-for-type-table": Case(
-        gate(lambda t: _write(t, "c.toml", 'version = "10.1"\n[types]\ne1000 = 3\n')),
+        gate(lambda t: _write(t, "c.toml", 'version = "11.2"\n[types]\ne1000 = 3\n')),
         ("c.toml", "types.e1000 must be a table, not an integer"),
     ),
     "candidate-number-for-properties": Case(
-        gate(lambda t: _write(t, "c.toml", 'version = "10.1"\n[types.e1000]\nproperties = 3\n')),
+        gate(lambda t: _write(t, "c.toml", 'version = "11.2"\n[types.e1000]\nproperties = 3\n')),
         ("c.toml", "types.e1000.properties must be a table of property tables"),
     ),
     "candidate-string-for-list": Case(
@@ -397,17 +397,17 @@ CASES: dict[str, Case] = {
             lambda t: _write(
                 t,
                 "c.toml",
-                'version = "10.1"\n[types.virtio-pci.properties.page-per-vq]\nsweep = "on"\n',
+                'version = "11.2"\n[types.virtio-pci.properties.page-per-vq]\nsweep = "on"\n',
             )
         ),
         ("c.toml", "types.virtio-pci.properties.page-per-vq.sweep must be a list, not a string"),
     ),
     "candidate-list-for-string": Case(
-        gate(lambda t: _write(t, "c.toml", 'version = ["10.1"]\n')),
+        gate(lambda t: _write(t, "c.toml", 'version = ["11.2"]\n')),
         ("c.toml", "version must be a string, not a list"),
     ),
     "candidate-number-for-version": Case(
-        gate(lambda t: _write(t, "c.toml", "version = 10.1\n")),
+        gate(lambda t: _write(t, "c.toml", "version = 11.2\n")),
         ("c.toml", "version must be a string, not a number"),
     ),
     "candidate-list-for-compat-value": Case(
@@ -415,7 +415,7 @@ CASES: dict[str, Case] = {
             lambda t: _write(
                 t,
                 "c.toml",
-                'version = "10.1"\n[[compat]]\nmachine_version = "10.0"\ndriver = "e1000"\n'
+                'version = "11.2"\n[[compat]]\nmachine_version = "11.1"\ndriver = "e1000"\n'
                 'property = "mac"\nvalue = [1]\n',
             )
         ),
@@ -426,7 +426,7 @@ CASES: dict[str, Case] = {
             lambda t: _write(
                 t,
                 "c.toml",
-                'version = "10.1"\n[types.pci-device.properties.x-new]\ntype = "bool"\n'
+                'version = "11.2"\n[types.pci-device.properties.x-new]\ntype = "bool"\n'
                 'guest_visible = "yes"\n',
             )
         ),
@@ -436,7 +436,7 @@ CASES: dict[str, Case] = {
         ),
     ),
     "candidate-bad-until": Case(
-        gate(lambda t: _write(t, "c.toml", 'version = "10.1"\n[types.e1000]\nuntil = "x.y"\n')),
+        gate(lambda t: _write(t, "c.toml", 'version = "11.2"\n[types.e1000]\nuntil = "x.y"\n')),
         ("c.toml", "types.e1000.until", "unknown emulator version 'x.y'"),
     ),
     # findings files: check, with $COMPATLAB_CORPORA/findings.toml

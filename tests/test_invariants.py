@@ -114,16 +114,29 @@ def test_every_invariant_has_a_breakage() -> None:
 
 # -- the real system --------------------------------------------------------------------
 
-NVME, BALLOON = "nvme", "virtio-balloon-pci"
-STABLE = tuple(d for d in builtin_catalogue().concrete if d not in (NVME, BALLOON))
+NVME, BALLOON, VMXNET3 = "nvme", "virtio-balloon-pci", "vmxnet3"
+BALLOON_VARIANTS = ("virtio-balloon-pci-non-transitional", "virtio-balloon-pci-transitional")
+SERIAL = (
+    "virtio-serial-pci",
+    "virtio-serial-pci-non-transitional",
+    "virtio-serial-pci-transitional",
+)
+STABLE = tuple(
+    d
+    for d in builtin_catalogue().concrete
+    if d not in (NVME, BALLOON, VMXNET3, *BALLOON_VARIANTS, *SERIAL)
+)
 
-# Invariants comparing a device across an upgrade fail, on the real system, for two
+# Invariants comparing a device across an upgrade fail, on the real system, for
 # devices whose guest-visible state changes without a compat property (in the model,
-# following QEMU):
+# following QEMU; corpora/findings.toml):
 # - nvme in 6.0 (BAR 0 size, BAR 4 gone, MSI-X table and PBA offsets) and in 9.1
-#   (Device Control error-reporting enables made writable; corpora/findings.toml);
+#   (Device Control error-reporting enables made writable);
 # - virtio-balloon-pci in 4.0 (config size 16 on every machine type; 4.1 added
-#   qemu-4-0-config-size, so only V = 4.0 shows it).
+#   qemu-4-0-config-size, so only V = 4.0 shows it), and every balloon from 4.0 to 11.1,
+#   which removed qemu-4-0-config-size;
+# - vmxnet3 from <= 2.5 to >= 10.1, which removed x-old-msi-offsets;
+# - virtio-serial from <= 2.7 to >= 11.0, which removed emergency-write.
 # They are run only on version ranges that do not straddle those releases.
 ACROSS_UPGRADE = (
     "upgrade-round-trip",
@@ -136,9 +149,14 @@ WHERE_STABLE: list[tuple[str, tuple[str, ...], tuple[Version, ...]]] = [
     ("stable-drivers", STABLE, ALL_VERSIONS),
     ("nvme-before-6.0", (NVME,), _between("1.4", "5.2")),
     ("nvme-6.0-to-9.0", (NVME,), _between("6.0", "9.0")),
-    ("nvme-since-9.1", (NVME,), _between("9.1", "10.0")),
+    ("nvme-since-9.1", (NVME,), _between("9.1", "11.1")),
     ("balloon-before-4.0", (BALLOON,), _between("1.4", "3.1")),
-    ("balloon-since-4.1", (BALLOON,), _between("4.1", "10.0")),
+    ("balloon-4.0-to-11.0", (BALLOON, *BALLOON_VARIANTS), _between("4.0", "11.0")),
+    ("balloon-since-4.1", (BALLOON, *BALLOON_VARIANTS), _between("4.1", "11.1")),
+    ("vmxnet3-before-10.1", (VMXNET3,), _between("1.4", "10.0")),
+    ("vmxnet3-since-2.6", (VMXNET3,), _between("2.6", "11.1")),
+    ("serial-before-11.0", SERIAL, _between("1.4", "10.2")),
+    ("serial-since-2.8", SERIAL, _between("2.8", "11.1")),
 ]
 
 HOLDS = [

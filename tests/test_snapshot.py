@@ -155,7 +155,7 @@ def test_importing_the_package_imports_no_catalogue(cache: Path) -> None:
     code = "import sys, compatlab; print(sorted(m for m in sys.modules if 'compatlab' in m))"
     assert _cli(cache, "-c", code).stdout.split() == ["['compatlab']"]
     code = "from compatlab import realize, NEWEST; print(realize.__module__, NEWEST)"
-    assert _cli(cache, "-c", code).stdout.split() == ["compatlab.realize", "10.0"]
+    assert _cli(cache, "-c", code).stdout.split() == ["compatlab.realize", "11.1"]
     code = "import compatlab.resolve; from compatlab import resolve; print(type(resolve).__name__)"
     assert _cli(cache, "-c", code).stdout.split() == ["function"]
 

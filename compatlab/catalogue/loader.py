@@ -158,7 +158,7 @@ def _builtin() -> snapshot.Snapshot:
 
 
 def builtin_catalogue() -> Catalogue:
-    """The built-in catalogue: 38 versions, every modelled device type."""
+    """The built-in catalogue: 42 versions, every modelled device type."""
     return _builtin().catalogue
 
 

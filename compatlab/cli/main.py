@@ -368,7 +368,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
         p = qsub.add_parser("capture", help="record what real QEMU does into a corpus file")
         p.add_argument(
-            "--binary", required=True, metavar="VERSION", help="QEMU release: 7.2 or 10.0"
+            "--binary", required=True, metavar="VERSION", help="QEMU release: 7.2, 10.0 or 11.1"
         )
         p.add_argument(
             "--machine",
