@@ -221,3 +221,27 @@ def test_a_fault_record_is_not_mistaken_for_a_refusal() -> None:
     record = CaptureRecord("7.2", "7.2.99", "7.2", (DEVICE,), fault="was killed by SIGSEGV")
     assert json.loads(json.dumps(record.to_json()))["fault"] == "was killed by SIGSEGV"
     assert "error" not in record.to_json() and "config_space" not in record.to_json()
+
+
+# -- a release newer than the catalogue --------------------------------------------------
+# Not a fault, but a binary the model cannot answer for (QEMU 11.1 until the catalogue
+# covers it): the commands that draw configs from the catalogue refuse it at once.
+
+
+def test_a_sweep_of_a_release_newer_than_the_catalogue_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "captures.jsonl"
+    args = ["qemu", "capture", "--binary", "11.1", "--sweep", "e1000", "-o", str(out)]
+    run = _compatlab(args, [fake(tmp_path, "11.1", "ok")], tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith("compatlab: error: --sweep draws its configs from the catalogue")
+    assert "11.1" in run.stderr and not out.exists()
+    assert survivors(tmp_path) == []
+
+
+def test_the_binary_gate_refuses_a_release_newer_than_the_catalogue(tmp_path: Path) -> None:
+    args = ["gate", "--baseline-binary", "10.0", "--candidate-binary", "11.1"]
+    binaries = [fake(tmp_path, "10.0", "ok"), fake(tmp_path, "11.1", "ok")]
+    run = _compatlab(args, binaries, tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "does not cover QEMU 11.1" in run.stderr and "Traceback" not in run.stderr
+    assert survivors(tmp_path) == []

@@ -75,5 +75,16 @@ def test_verdicts() -> None:
     assert check_record(both_refuse).agrees
 
 
+def test_a_capture_newer_than_the_catalogue_is_not_checked() -> None:
+    """QEMU 11.1 (and its machine types past 10.0) are not in the catalogue yet: no
+    verdict, neither agreement nor failure, directly or through hints."""
+    for binary, machine in (("11.1", "10.0"), ("11.1", "11.1")):
+        record = CaptureRecord(binary, "11.1.3", machine, ("e1000,addr=03.0",), ("00" * 256,))
+        for via_hints in (False, True):
+            verdict = check_record(record, via_hints=via_hints)
+            assert not verdict.applicable and verdict.unmodelled, verdict
+            assert "11.1" in verdict.detail or machine in verdict.detail
+
+
 def test_byte_diff_names_offsets() -> None:
     assert byte_diff(b"\x00\x01", b"\x00\x02") == "0x01: qemu 01 model 02"
