@@ -454,13 +454,20 @@ def explicit_default_is_neutral(case: Case, system: System) -> None:
     )
     devices = list(case.config.devices)
     devices[index] = explicit
-    _same_hardware(
-        case,
-        "explicit-default-is-neutral",
-        system.realize(case.config, version),
-        system.realize(Config(tuple(devices)), version),
-        f"with {name}={ptype.format(value)} set explicitly",
-    )
+    what = f"with {name}={ptype.format(value)} set explicitly"
+    implicit = system.realize(case.config, version)
+    try:
+        spelled_out = system.realize(Config(tuple(devices)), version)
+    except CompatlabError as exc:
+        # Spelling out the value it resolved to anyway made the config unrunnable.
+        raise fail(
+            case,
+            "explicit-default-is-neutral",
+            f"{what}: refused ({exc})",
+            device=spec.id or spec.driver,
+            driver=spec.driver,
+        ) from None
+    _same_hardware(case, "explicit-default-is-neutral", implicit, spelled_out, what)
 
 
 @invariant(
