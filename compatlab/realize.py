@@ -66,12 +66,15 @@ def check_fw_cfg_roms(resolved: ResolvedConfig) -> None:
     """Option ROMs loaded through fw_cfg (``rombar=0``) need distinct file names.
 
     QEMU's pci_add_option_rom adds them as ``genroms/<romfile>``; a second device
-    with the same ROM is refused ("duplicate fw_cfg file name").
+    with the same ROM is refused ("duplicate fw_cfg file name"). A ROM file the
+    emulator does not ship is never added (rom_add_file warns and goes on), so two
+    devices naming the same missing file both start (QEMU 5.2, 7.2 and 10.0 alike).
     """
     loaded: set[str] = set()
+    roms = _roms()
     for dev in resolved.devices:
         romfile = dev.properties["romfile"].value
-        if not romfile or dev.properties["rombar"].value != 0:
+        if not romfile or dev.properties["rombar"].value != 0 or romfile not in roms:
             continue
         name = f"genroms/{romfile}"
         if name in loaded:

@@ -25,6 +25,8 @@ def require_qemu(version: str) -> QemuBinary:
         pytest.skip(f"needs real QEMU {version}: {exc}")
 
 
-@pytest.fixture(params=["7.2", "10.0"], ids=lambda v: f"qemu-{v}")
+@pytest.fixture(params=["5.2", "7.2", "10.0", "11.1"], ids=lambda v: f"qemu-{v}")
 def qemu(request: pytest.FixtureRequest) -> QemuBinary:
+    """Each installed release, for tests of the oracle itself (no model involved:
+    11.1 is newer than the catalogue)."""
     return require_qemu(request.param)

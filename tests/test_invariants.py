@@ -114,7 +114,7 @@ def test_every_invariant_has_a_breakage() -> None:
 
 # -- the real system --------------------------------------------------------------------
 
-NVME, BALLOON, VMXNET3 = "nvme", "virtio-balloon-pci", "vmxnet3"
+NVME, BALLOON, VMXNET3, E1000E = "nvme", "virtio-balloon-pci", "vmxnet3", "e1000e"
 BALLOON_VARIANTS = ("virtio-balloon-pci-non-transitional", "virtio-balloon-pci-transitional")
 SERIAL = (
     "virtio-serial-pci",
@@ -124,14 +124,16 @@ SERIAL = (
 STABLE = tuple(
     d
     for d in builtin_catalogue().concrete
-    if d not in (NVME, BALLOON, VMXNET3, *BALLOON_VARIANTS, *SERIAL)
+    if d not in (NVME, BALLOON, VMXNET3, E1000E, *BALLOON_VARIANTS, *SERIAL)
 )
 
 # Invariants comparing a device across an upgrade fail, on the real system, for
 # devices whose guest-visible state changes without a compat property (in the model,
 # following QEMU; corpora/findings.toml):
-# - nvme in 6.0 (BAR 0 size, BAR 4 gone, MSI-X table and PBA offsets) and in 9.1
+# - nvme in 6.0 (BAR 0 size, BAR 4 gone, MSI-X table and PBA offsets; Link Active
+#   no longer set), in 7.1 (power management and Function Level Reset) and in 9.1
 #   (Device Control error-reporting enables made writable);
+# - e1000e in 6.0 (Link Active no longer set);
 # - virtio-balloon-pci in 4.0 (config size 16 on every machine type; 4.1 added
 #   qemu-4-0-config-size, so only V = 4.0 shows it), and every balloon from 4.0 to 11.1,
 #   which removed qemu-4-0-config-size;
@@ -148,8 +150,11 @@ ACROSS_UPGRADE = (
 WHERE_STABLE: list[tuple[str, tuple[str, ...], tuple[Version, ...]]] = [
     ("stable-drivers", STABLE, ALL_VERSIONS),
     ("nvme-before-6.0", (NVME,), _between("1.4", "5.2")),
-    ("nvme-6.0-to-9.0", (NVME,), _between("6.0", "9.0")),
+    ("nvme-6.0-to-7.0", (NVME,), _between("6.0", "7.0")),
+    ("nvme-7.1-to-9.0", (NVME,), _between("7.1", "9.0")),
     ("nvme-since-9.1", (NVME,), _between("9.1", "11.1")),
+    ("e1000e-before-6.0", (E1000E,), _between("2.6", "5.2")),
+    ("e1000e-since-6.0", (E1000E,), _between("6.0", "11.1")),
     ("balloon-before-4.0", (BALLOON,), _between("1.4", "3.1")),
     ("balloon-4.0-to-11.0", (BALLOON, *BALLOON_VARIANTS), _between("4.0", "11.0")),
     ("balloon-since-4.1", (BALLOON, *BALLOON_VARIANTS), _between("4.1", "11.1")),
@@ -205,6 +210,50 @@ def test_the_nvme_9_1_finding_is_found() -> None:
     assert (failure.driver, failure.offset) == (NVME, 0x88)
     assert failure.detail.endswith("wmask differs at 0x88")
     assert (failure.expected, failure.actual) == ("00", "0f")
+
+
+def test_the_nvme_7_1_finding_is_found() -> None:
+    """QEMU 7.1 gave nvme a power-management capability at 0x60, behind the PCI
+    Express one (QEMU 5.2's own binary has none; corpora/findings.toml)."""
+    inv = get("upgrade-round-trip")
+    versions = (Version.parse("7.0"), Version.parse("7.1"))
+    failure, _ = _counterexample(inv, System(), versions, Scope((NVME,)))
+    assert (failure.driver, failure.offset) == (NVME, 0x60)
+    assert (failure.expected, failure.actual) == ("00", "01")  # PCI_CAP_ID_PM
+
+
+def test_the_link_active_6_0_finding_is_found() -> None:
+    """QEMU 6.0 stopped setting Data Link Layer Link Active at realize: e1000e's Link
+    Status (0xf2) loses bit 13 on an upgrade from 5.2 (corpora/findings.toml)."""
+    inv = get("upgrade-round-trip")
+    versions = (Version.parse("5.2"), Version.parse("6.0"))
+    failure, _ = _counterexample(inv, System(), versions, Scope(("e1000e",)))
+    assert (failure.driver, failure.offset) == ("e1000e", 0xF3)
+    assert (failure.expected, failure.actual) == ("20", "00")
+
+
+def test_model_matches_qemu_never_asks_a_release_newer_than_the_catalogue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A QEMU 12.0 offers machine types up to 12.0, which the catalogue does not
+    cover: a machine type only it offers has no oracle (DESIGN.md §2 asks V's own
+    release or a later one the model knows)."""
+    from compatlab.oracles import capture, qemu
+
+    newer = qemu.QemuBinary(
+        qemu.Path("/nonexistent/qemu-12.0"),
+        "12.0.0",
+        Version(12, 0),
+        tuple(Version(m, n) for m, n in ((5, 2), (6, 0), (7, 2), (10, 0), (11, 1), (12, 0))),
+    )
+    monkeypatch.setattr(qemu, "available_binaries", lambda: (newer,))
+
+    def no_capture(*args: object, **kwargs: object) -> None:
+        raise AssertionError("QEMU 12.0 was asked")
+
+    monkeypatch.setattr(capture, "capture_config", no_capture)
+    case = Case((Version.parse("11.1"),), Config((parse_device_string("e1000,id=dev0"),)))
+    get("model-matches-qemu").run(case, System())
 
 
 # -- broken systems -----------------------------------------------------------------------

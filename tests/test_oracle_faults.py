@@ -197,3 +197,19 @@ def test_a_fault_record_is_not_mistaken_for_a_refusal() -> None:
     record = CaptureRecord("7.2", "7.2.99", "7.2", (DEVICE,), fault="was killed by SIGSEGV")
     assert json.loads(json.dumps(record.to_json()))["fault"] == "was killed by SIGSEGV"
     assert "error" not in record.to_json() and "config_space" not in record.to_json()
+
+
+# -- a release newer than the catalogue --------------------------------------------------
+# Not a fault, but a binary the model cannot answer for (QEMU 12.0, say): a sweep,
+# which draws its configs from the catalogue, refuses it at once. (The binary gate
+# takes it as a candidate: tests/test_gate.py.)
+
+
+def test_a_sweep_of_a_release_newer_than_the_catalogue_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "captures.jsonl"
+    args = ["qemu", "capture", "--binary", "12.0", "--sweep", "e1000", "-o", str(out)]
+    run = _compatlab(args, [fake(tmp_path, "12.0", "ok")], tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith("compatlab: error: --sweep draws its configs from the catalogue")
+    assert "12.0" in run.stderr and not out.exists()
+    assert survivors(tmp_path) == []

@@ -79,6 +79,17 @@ def test_verdicts() -> None:
     assert check_record(both_refuse).agrees
 
 
+def test_a_capture_newer_than_the_catalogue_is_not_checked() -> None:
+    """A QEMU 12.0 (and its machine types past 11.1) is not in the catalogue: no
+    verdict, neither agreement nor failure, directly or through hints."""
+    for binary, machine in (("12.0", "11.1"), ("12.0", "12.0")):
+        record = CaptureRecord(binary, "12.0.0", machine, ("e1000,addr=03.0",), ("00" * 256,))
+        for via_hints in (False, True):
+            verdict = check_record(record, via_hints=via_hints)
+            assert not verdict.applicable and verdict.unmodelled, verdict
+            assert "12.0" in verdict.detail or machine in verdict.detail
+
+
 def test_byte_diff_names_offsets() -> None:
     assert byte_diff(b"\x00\x01", b"\x00\x02") == "0x01: qemu 01 model 02"
 

@@ -161,8 +161,10 @@ def test_real_finding_fails_with_a_readable_report_under_strict(pytester: pytest
             "*_ upgrade-round-trip[[]2.4->10.0-nvme[]] _*",
             "invariant upgrade-round-trip violated on 2.4 -> 10.0",
             "  device:    dev* (nvme)",
-            "  detail:    2.4 hints loaded on 10.0: wmask differs at 0x88",
-            "  offset:    0x88  expected 00  actual 0f",
+            # nvme's first difference from 2.4 to 10.0: the power-management
+            # capability 7.1 added at 0x60 (corpora/findings.toml)
+            "  detail:    2.4 hints loaded on 10.0: config differs at 0x60",
+            "  offset:    0x60  expected 00  actual 01",
             "  minimal config:",
             "    -device nvme,*",
             f"  {REPRODUCE}",

@@ -50,6 +50,12 @@ class BuildContext:
             return value == "on"
         return bool(value)
 
+    def link_active(self) -> bool:
+        """Whether realize sets Data Link Layer Link Active in a PCI Express
+        capability: the release does so at all (QEMU before 6.0, hw/pci/pcie.c
+        pcie_cap_v1_fill) and ``x-pcie-lnksta-dllla`` is on."""
+        return self.flag("_pcie_realize_dllla") and self.flag("x-pcie-lnksta-dllla")
+
     def refuse(self, reason: str) -> NoReturn:
         """Refuse to realize, as the emulator's realize function would."""
         raise DeviceRealizeError(self.driver, self.device_id, reason)

@@ -12,7 +12,7 @@ from typing import Any
 
 from compatlab import paths
 from compatlab.errors import CompatlabError, ConfigError, ExitCode
-from compatlab.versions import ALL_VERSIONS, NEWEST, Version, known_version
+from compatlab.versions import ALL_VERSIONS, NEWEST, Version, active_versions, known_version
 
 
 def _version(text: str | None) -> Version:
@@ -269,6 +269,12 @@ def _qemu_capture(args: argparse.Namespace) -> int:
 
     _writable("-o", args.output, folder=False)
     binary = binary_for(args.binary)
+    if args.sweep and binary.version not in active_versions():
+        raise ConfigError(
+            f"--sweep draws its configs from the catalogue, which does not cover "
+            f"{binary.describe()} ({active_versions()[0]}..{active_versions()[-1]}); "
+            "capture --device SPEC... instead"
+        )
     machines = [known_version(m) for m in args.machine] or list(binary.machines)
     for m in machines:
         if m not in binary.machines:
@@ -338,13 +344,16 @@ def _qemu_verify(args: argparse.Namespace) -> int:
     from compatlab.oracles.compare import check_record
 
     files = _corpus_files(args.paths or [str(paths.captures_dir())])
-    total = bad = skipped = crashed = 0
+    total = bad = skipped = crashed = unmodelled = 0
     shown = 0
     for f in files:
         for rec in read_corpus(f):
             verdict = check_record(rec, via_hints=args.via_hints)
             if rec.fault is not None:
                 crashed += 1
+                continue
+            if verdict.unmodelled:
+                unmodelled += 1
                 continue
             if not verdict.applicable:
                 skipped += 1
@@ -365,6 +374,12 @@ def _qemu_verify(args: argparse.Namespace) -> int:
         )
     if crashed:
         print(f"{crashed} captures not checked: QEMU crashed on them (a finding about QEMU)")
+    if unmodelled:
+        known = active_versions()
+        print(
+            f"{unmodelled} captures not checked: their binary or machine type is newer than "
+            f"the catalogue ({known[0]}..{known[-1]})"
+        )
     return ExitCode.OK if bad == 0 and total else ExitCode.FAILED
 
 

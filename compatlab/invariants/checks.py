@@ -15,7 +15,7 @@ from compatlab.invariants.registry import Case, Scope, System, fail, get, invari
 from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.resolve import Source, assign_addresses, dump_hints
-from compatlab.versions import Version
+from compatlab.versions import Version, active_versions
 from strategies.hints import arbitrary_hints
 from strategies.suite import guest_writes, hint_variations, valid_configs
 
@@ -454,13 +454,20 @@ def explicit_default_is_neutral(case: Case, system: System) -> None:
     )
     devices = list(case.config.devices)
     devices[index] = explicit
-    _same_hardware(
-        case,
-        "explicit-default-is-neutral",
-        system.realize(case.config, version),
-        system.realize(Config(tuple(devices)), version),
-        f"with {name}={ptype.format(value)} set explicitly",
-    )
+    what = f"with {name}={ptype.format(value)} set explicitly"
+    implicit = system.realize(case.config, version)
+    try:
+        spelled_out = system.realize(Config(tuple(devices)), version)
+    except CompatlabError as exc:
+        # Spelling out the value it resolved to anyway made the config unrunnable.
+        raise fail(
+            case,
+            "explicit-default-is-neutral",
+            f"{what}: refused ({exc})",
+            device=spec.id or spec.driver,
+            driver=spec.driver,
+        ) from None
+    _same_hardware(case, "explicit-default-is-neutral", implicit, spelled_out, what)
 
 
 @invariant(
@@ -536,7 +543,12 @@ def model_matches_qemu(case: Case, system: System) -> None:
     from compatlab.oracles.qemu import available_binaries
 
     (machine,) = case.versions
-    binary = next((b for b in available_binaries() if machine in b.machines), None)
+    # The release of machine type V itself, else the oldest later one (DESIGN.md §2);
+    # only releases the catalogue covers, which it can model.
+    known = active_versions()
+    binary = next(
+        (b for b in available_binaries() if machine in b.machines and b.version in known), None
+    )
     if binary is None:
         return
     record = capture_config(binary, machine, case.config)

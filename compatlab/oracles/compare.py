@@ -22,13 +22,19 @@ from compatlab.oracles.guest import probe_sequence
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.realize import Realized, realize
 from compatlab.resolve import dump_hints
+from compatlab.versions import Version, active_versions
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """``applicable`` is False for a capture the model cannot be held to; then
+    ``unmodelled`` says whether that is because the catalogue does not cover the
+    binary's release or the machine type's version at all."""
+
     agrees: bool
     detail: str = ""
     applicable: bool = True
+    unmodelled: bool = False
 
 
 def byte_diff(expected: bytes, actual: bytes, limit: int = 8) -> str:
@@ -76,6 +82,14 @@ def check_record(
     if record.fault is not None:
         # QEMU crashed on it: a finding about QEMU, with no bytes to compare.
         return Verdict(True, f"QEMU crashed on it ({record.fault})", False)
+    known = active_versions()
+    outside = [v for v in (record.binary, record.machine) if Version.parse(v) not in known]
+    if outside:
+        # A release newer than the catalogue (QEMU 11.1 offers machine types up to 11.1):
+        # nothing to compare with until the catalogue covers it.
+        return Verdict(
+            True, f"the catalogue does not cover version {outside[0]}", False, unmodelled=True
+        )
     config = Config(tuple(parse_device_string(d) for d in record.devices))
     try:
         if via_hints:

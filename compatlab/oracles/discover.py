@@ -38,7 +38,8 @@ def device_help(binary: QemuBinary, driver: str) -> list[dict[str, str | None]]:
     import subprocess
 
     out = subprocess.run(
-        [str(binary.path), "-device", f"{driver},help"],
+        # Through the binary's own loader when its tree holds one (QEMU 5.2, 11.1).
+        binary.command([str(binary.path), "-device", f"{driver},help"]),
         capture_output=True,
         text=True,
         timeout=20,

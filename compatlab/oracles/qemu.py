@@ -21,8 +21,9 @@ every monitor call), and every process a start made, grandchildren included, is
 killed afterwards: QEMU leads a process group of its own.
 
 Binaries are found from ``COMPATLAB_QEMU`` (``os.pathsep``-separated paths to
-``qemu-system-x86_64``), else ``qemu-system-x86_64`` on ``PATH`` and the QEMU 10.0
-that ``.ci/install-qemu`` unpacks into ``/opt/compatlab/qemu-10.0``. A binary
+``qemu-system-x86_64``), else ``qemu-system-x86_64`` on ``PATH`` and the releases
+``.ci/install-qemu`` unpacks into ``/opt/compatlab/qemu-5.2``, ``qemu-10.0`` and
+``qemu-11.1`` (with 7.2 on ``PATH``, the four of DESIGN.md §2). A binary
 under ``…/usr/bin/`` whose tree has ``usr/lib/x86_64-linux-gnu/qemu`` gets that as
 ``QEMU_MODULE_DIR``; a tree that holds its own dynamic loader (a release built for
 another Debian suite, with its library closure) is run through that loader with
@@ -58,7 +59,11 @@ logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 
 # Where .ci/install-qemu unpacks the releases that are not the system's.
-DEFAULT_TREES = (Path("/opt/compatlab/qemu-10.0"),)
+DEFAULT_TREES = (
+    Path("/opt/compatlab/qemu-5.2"),
+    Path("/opt/compatlab/qemu-10.0"),
+    Path("/opt/compatlab/qemu-11.1"),
+)
 START_TIMEOUT = 30.0
 # How long a QEMU whose monitor connection ended may take to exit before it counts
 # as hung (a refusing QEMU exits at once).

@@ -27,14 +27,16 @@ def add_pcie_cap(
     port_type: int = regs.EXP_TYPE_ENDPOINT,
     port: int = 0,
     ext_tag: bool = True,
+    link_active: bool = False,
 ) -> int:
     """Link a PCI Express capability of ``version`` 1 or 2 (QEMU's pcie_cap_init and
     pcie_cap_v1_init). Returns its offset.
 
     ``ext_tag`` is QEMU's ``x-pcie-ext-tag`` (hw_compat_9_1 turns it off): the
     Extended Tag Field Supported bit of Device Capabilities. The link is x1 at
-    2.5 GT/s with L0s supported; Data Link Layer Link Active is left clear, as
-    QEMU sets it only when a PCI Express slot plugs the device.
+    2.5 GT/s with L0s supported. ``link_active`` sets Data Link Layer Link Active
+    in Link Status, as QEMU's pcie_cap_v1_fill did before 6.0; later releases set
+    it only when a PCI Express slot plugs the device.
     """
     if version not in (1, 2):
         raise ValueError(f"PCI Express capability version {version} is not 1 or 2")
@@ -56,7 +58,10 @@ def add_pcie_cap(
         | regs.EXP_LNK_2_5GT,
     )
     cs.set_word(
-        cap + regs.EXP_LNKSTA, (regs.EXP_LNK_X1 << regs.EXP_LNKSTA_NLW_SHIFT) | regs.EXP_LNK_2_5GT
+        cap + regs.EXP_LNKSTA,
+        (regs.EXP_LNK_X1 << regs.EXP_LNKSTA_NLW_SHIFT)
+        | regs.EXP_LNK_2_5GT
+        | (regs.EXP_LNKSTA_DLLLA if link_active else 0),
     )
     # QEMU changed link status bits across releases and does not check them on load.
     cs.set_mask("cmask", cap + regs.EXP_LNKSTA, 0, 2)

@@ -180,6 +180,7 @@ EXP_LNKCAP_PN_SHIFT = 24
 EXP_LNKCAP_ASPMS_0S = 0x00000400
 EXP_LNKCAP_MLW_SHIFT = 4
 EXP_LNKSTA_NLW_SHIFT = 4
+EXP_LNKSTA_DLLLA = 0x2000  # Data Link Layer Link Active
 # Link width x1 and speed 2.5 GT/s, as QEMU's pcie_regs.h encodes them.
 EXP_LNK_X1 = 1
 EXP_LNK_2_5GT = 1

@@ -59,7 +59,13 @@ def build_e1000e(ctx: BuildContext) -> ConfigSpace:
         pba_offset=MSIX_PBA_OFFSET,
         offset=MSIX_OFFSET,
     )
-    pcie.add_pcie_cap(cs, PCIE_OFFSET, version=1, ext_tag=ctx.flag("x-pcie-ext-tag"))
+    pcie.add_pcie_cap(
+        cs,
+        PCIE_OFFSET,
+        version=1,
+        ext_tag=ctx.flag("x-pcie-ext-tag"),
+        link_active=ctx.link_active(),
+    )
     add_msi(cs, MSI_OFFSET, 1, is_64bit=True, per_vector_mask=False)
     add_pm(
         cs,

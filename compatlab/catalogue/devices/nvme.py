@@ -2,7 +2,8 @@
 
 Capabilities, in the order QEMU adds them: power management at 0x60, PCI Express
 (version 2, endpoint) at 0x80 with Function Level Reset, then MSI-X first-fit
-(0x40). BAR 0 holds the registers and doorbells, and the MSI-X table and PBA
+(0x40). Power management and Function Level Reset came with QEMU 7.1 (the
+internal ``_pm_flr``); before, PCI Express was alone at 0x80. BAR 0 holds the registers and doorbells, and the MSI-X table and PBA
 after them on 4 KiB boundaries, unless ``msix-exclusive-bar`` puts those alone in
 BAR 4 (the layout before QEMU 6.0). BAR 2 is the controller memory buffer, BAR 4
 the persistent memory region.
@@ -170,9 +171,17 @@ def build_nvme(ctx: BuildContext) -> ConfigSpace:
     cs.set_byte(regs.CLASS_PROG, PROG_IF_NVME)
     cs.set_byte(regs.INTERRUPT_PIN, 1)
 
-    add_pm(cs, PM_OFFSET, pmc=regs.PM_CAP_VER_1_2, pmcsr=regs.PM_CTRL_NO_SOFT_RESET)
-    exp = pcie.add_pcie_cap(cs, PCIE_OFFSET, version=2, ext_tag=ctx.flag("x-pcie-ext-tag"))
-    pcie.init_flr(cs, exp)
+    if ctx.flag("_pm_flr"):
+        add_pm(cs, PM_OFFSET, pmc=regs.PM_CAP_VER_1_2, pmcsr=regs.PM_CTRL_NO_SOFT_RESET)
+    exp = pcie.add_pcie_cap(
+        cs,
+        PCIE_OFFSET,
+        version=2,
+        ext_tag=ctx.flag("x-pcie-ext-tag"),
+        link_active=ctx.link_active(),
+    )
+    if ctx.flag("_pm_flr"):
+        pcie.init_flr(cs, exp)
 
     vectors = ctx.int("msix_qsize")
     if ctx.flag("msix-exclusive-bar"):

@@ -199,9 +199,15 @@ def build_virtio(ctx: BuildContext, kind: VirtioKind) -> ConfigSpace:
 
 def _net_vectors(ctx: BuildContext) -> int:
     """virtio_net_pci_realize: two per queue pair, control and config (one pair here:
-    the netdev the oracle gives a device has one queue)."""
+    the netdev the oracle gives a device has one queue). Before ``unspecified``
+    existed (``_vectors_unspecified``), 4294967295 was a count QEMU could not
+    allocate."""
     vectors = ctx.int("vectors")
-    return 2 * 1 + 2 if vectors == NVECTORS_UNSPECIFIED else vectors
+    if vectors != NVECTORS_UNSPECIFIED:
+        return vectors
+    if not ctx.flag("_vectors_unspecified"):
+        ctx.refuse(f"vectors={vectors}: QEMU aborts allocating that many MSI-X vectors")
+    return 2 * 1 + 2
 
 
 def _net_config_len(ctx: BuildContext) -> int:
