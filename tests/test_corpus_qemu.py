@@ -60,7 +60,12 @@ def test_most_captures_are_checked_through_hints() -> None:
     # machine types 1.4..5.2 on 5.2, 1.4..7.2 on 7.2, 2.4..10.0 on 10.0 and 5.2..11.1
     # on 11.1 appear as upgrades
     assert {r.binary for r in upgrades} == {"5.2", "7.2", "10.0", "11.1"}
-    oldest = {"5.2": Version(1, 4), "7.2": Version(1, 4), "10.0": Version(2, 4), "11.1": Version(5, 2)}
+    oldest = {
+        "5.2": Version(1, 4),
+        "7.2": Version(1, 4),
+        "10.0": Version(2, 4),
+        "11.1": Version(5, 2),
+    }
     for binary, first in oldest.items():
         assert min(Version.parse(r.machine) for r in upgrades if r.binary == binary) == first
 
