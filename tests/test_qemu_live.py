@@ -4,7 +4,8 @@ The differential test generates random configs (every modelled device, random
 property values, 1–6 devices at random slots, a random machine type) and
 compares the model with each binary: bytes where QEMU starts, a refusal where
 QEMU refuses. QEMU 5.2 is the ground truth for machine types 1.4–5.2 (its own
-releases' guests); 7.2 and 10.0 on those machine types are the upgraded view.
+releases' guests); 7.2, 10.0 and 11.1 on those machine types are the upgraded
+view, and each is the ground truth for its own machine types after the one before.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _verdict(record: CaptureRecord, cat: Catalogue, *, via_hints: bool = False) 
     return Verdict(False, f"QEMU {record.fault}, but the model realized it")
 
 
-@pytest.mark.parametrize("release", ["5.2", "7.2", "10.0"])
+@pytest.mark.parametrize("release", ["5.2", "7.2", "10.0", "11.1"])
 def test_model_matches_live_qemu_on_random_configs(release: str) -> None:
     binary = require_qemu(release)
     cat = builtin_catalogue()
@@ -116,7 +117,7 @@ def test_model_matches_live_qemu_on_random_configs(release: str) -> None:
     check()
 
 
-@pytest.mark.parametrize("release", ["5.2", "7.2", "10.0"])
+@pytest.mark.parametrize("release", ["5.2", "7.2", "10.0", "11.1"])
 def test_hints_upgrade_matches_live_qemu_machine_types(release: str) -> None:
     """realize(V, C, dump(U, C)) against QEMU V with machine type pc-i440fx-U."""
     binary = require_qemu(release)
