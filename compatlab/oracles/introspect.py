@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,14 +45,12 @@ from typing import Any
 
 from compatlab.oracles.qemu import (
     START_TIMEOUT,
-    STDERR_FLOOD,
     QemuBinary,
     QemuFault,
     _exit_text,
-    _kill_group,
-    _limit_output,
     _seconds,
-    _tail,
+    _Started,
+    _until_exit,
 )
 
 #: A property value as QMP reports it (a JSON scalar).
@@ -280,48 +277,29 @@ async def _ask(binary: QemuBinary, names: Sequence[str], timeout: float) -> dict
             "-qmp",
             f"unix:{sock}",
         ]
-        errors_path = os.path.join(tmp, "stderr")
         env = {**os.environ, **binary.env, **_module_shadow(binary, tmp)}
-        with open(errors_path, "wb") as errors_file:
-            proc = await asyncio.create_subprocess_exec(
-                *binary.command(cmd),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=errors_file,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_limit_output,
-            )
-        exited = asyncio.ensure_future(proc.wait())
-
-        async def fault(what: str) -> QemuFault:
-            with contextlib.suppress(Exception):
-                await qmp.disconnect()
-            _kill_group(proc.pid)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(exited), 10)
-            if proc.returncode == -signal.SIGXFSZ or os.path.getsize(errors_path) >= STDERR_FLOOD:
-                what = f"flooded its standard error (over {STDERR_FLOOD // 2**20} MiB)"
-            return QemuFault(binary, what, _tail(errors_path))
+        started = await _Started.start(binary, cmd, qmp, tmp, env)
+        proc, exited, fault = started.proc, started.exited, started.fault
 
         async def execute(command: str, arguments: Mapping[str, Any] | None = None) -> Any:
-            job = asyncio.ensure_future(qmp.execute(command, dict(arguments or {})))
-            done, _ = await asyncio.wait(
-                {job, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if job in done:
-                return job.result()
-            job.cancel()
-            with contextlib.suppress(BaseException):
-                await job
-            if not done:
-                raise await fault(f"did not answer {command} within {_seconds(timeout)}")
-            raise await fault(f"{_exit_text(proc.returncode)} while answering {command}")
+            try:
+                return await _until_exit(
+                    qmp.execute(command, dict(arguments or {})), timeout, exited
+                )
+            except TimeoutError:
+                raise await fault(f"did not answer {command} within {_seconds(timeout)}") from None
+            except ConnectionError:
+                if proc.returncode is None:
+                    raise
+                raise await fault(
+                    f"{_exit_text(proc.returncode)} while answering {command}"
+                ) from None
 
         try:
             accept = asyncio.ensure_future(qmp.accept())
+            waited: set[asyncio.Future[Any]] = {accept, exited}
             done, _ = await asyncio.wait(
-                {accept, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if accept not in done or accept.exception() is not None:
                 reason = accept.exception() if accept.done() else None
@@ -396,11 +374,7 @@ async def _ask(binary: QemuBinary, names: Sequence[str], timeout: float) -> dict
                 "properties": properties,
             }
         finally:
-            with contextlib.suppress(Exception):
-                await qmp.disconnect()
-            _kill_group(proc.pid)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(exited, 10)
+            await started.close()
 
 
 def _module_shadow(binary: QemuBinary, tmp: str) -> dict[str, str]:

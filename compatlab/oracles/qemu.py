@@ -389,6 +389,62 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+@dataclass(slots=True)
+class _Started:
+    """A QEMU started for one QMP session (the oracle's, introspection's): the one
+    place that knows how a start is made, turned into a fault, and cleaned up."""
+
+    binary: QemuBinary
+    qmp: Any
+    proc: asyncio.subprocess.Process
+    exited: asyncio.Future[int]
+    errors_path: str
+
+    @classmethod
+    async def start(
+        cls, binary: QemuBinary, args: Sequence[str], qmp: Any, tmp: str, env: Mapping[str, str]
+    ) -> _Started:
+        """Run ``args`` (binary first) as the leader of its own process group."""
+        # Standard error goes to a file, not a pipe: a pipe that a grandchild keeps
+        # open would hide QEMU's exit, and a full one would stall it.
+        errors_path = os.path.join(tmp, "stderr")
+        with open(errors_path, "wb") as errors_file:
+            proc = await asyncio.create_subprocess_exec(
+                *binary.command(args),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=errors_file,
+                env=dict(env),
+                start_new_session=True,
+                preexec_fn=_limit_output,
+            )
+        return cls(binary, qmp, proc, asyncio.ensure_future(proc.wait()), errors_path)
+
+    def flooded(self) -> bool:
+        return (
+            self.proc.returncode == -signal.SIGXFSZ
+            or os.path.getsize(self.errors_path) >= STDERR_FLOOD
+        )
+
+    async def fault(self, what: str) -> QemuFault:
+        """The fault ``what``, once the process group is gone."""
+        with contextlib.suppress(Exception):
+            await self.qmp.disconnect()  # before queued commands meet a dead socket
+        _kill_group(self.proc.pid)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.exited), 10)
+        if self.flooded():
+            what = f"flooded its standard error (over {STDERR_FLOOD // 2**20} MiB)"
+        return QemuFault(self.binary, what, _tail(self.errors_path))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.qmp.disconnect()
+        _kill_group(self.proc.pid)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.exited, 10)
+
+
 async def _run(
     binary: QemuBinary,
     machine: Version,
@@ -405,36 +461,14 @@ async def _run(
             fh.write(program([(s.slot, s.function) for s in slots], probe=probe))
         qmp = _client_class()("compatlab")
         await qmp.start_server(sock)
-        # Standard error goes to a file, not a pipe: a pipe that a grandchild keeps
-        # open would hide QEMU's exit, and a full one would stall it.
-        errors_path = os.path.join(tmp, "stderr")
-        with open(errors_path, "wb") as errors_file:
-            proc = await asyncio.create_subprocess_exec(
-                *binary.command(qemu_command(binary, machine, device_strings, sock, firmware)),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=errors_file,
-                env={**os.environ, **binary.env},
-                start_new_session=True,
-                preexec_fn=_limit_output,
-            )
-        exited = asyncio.ensure_future(proc.wait())
-
-        def flooded() -> bool:
-            return (
-                proc.returncode == -signal.SIGXFSZ or os.path.getsize(errors_path) >= STDERR_FLOOD
-            )
-
-        async def fault(what: str) -> QemuFault:
-            with contextlib.suppress(Exception):
-                await qmp.disconnect()  # before queued commands meet a dead socket
-            _kill_group(proc.pid)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(exited), 10)
-            if flooded():
-                what = f"flooded its standard error (over {STDERR_FLOOD // 2**20} MiB)"
-            return QemuFault(binary, what, _tail(errors_path))
-
+        started = await _Started.start(
+            binary,
+            qemu_command(binary, machine, device_strings, sock, firmware),
+            qmp,
+            tmp,
+            {**os.environ, **binary.env},
+        )
+        proc, exited, fault = started.proc, started.exited, started.fault
         try:
             accept = asyncio.ensure_future(qmp.accept())
             done, _ = await asyncio.wait(
@@ -450,8 +484,8 @@ async def _run(
                 await _cancelled(accept)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(exited), EXIT_GRACE)
-                errors = _error_lines(_tail(errors_path))
-                if proc.returncode == 1 and errors and not flooded():
+                errors = _error_lines(_tail(started.errors_path))
+                if proc.returncode == 1 and errors and not started.flooded():
                     return BatchResult(None, errors[-1])
                 if proc.returncode is None:
                     raise await fault(f"broke off the QMP handshake ({reason}) but kept running")
@@ -483,11 +517,7 @@ async def _run(
             # below anyway; a clean exit would only cost QEMU its teardown.
             return BatchResult(spaces, None, probes)
         finally:
-            with contextlib.suppress(Exception):
-                await qmp.disconnect()
-            _kill_group(proc.pid)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(exited, 10)
+            await started.close()
 
 
 async def _cancelled(task: asyncio.Future[Any]) -> None:
