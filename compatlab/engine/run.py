@@ -169,7 +169,7 @@ def _qemu_missing(task: Task, machine: Version) -> str | None:
             return None
         return f"{task.invariant} needs QEMU {' and '.join(lost)} (found: {have}); {hint}"
     # Only a release the catalogue covers can answer for the model (model-matches-qemu
-    # picks among those); a newer one (11.1) offering old machine types does not count.
+    # picks among those); a newer one offering old machine types does not count.
     known = active_versions()
     if any(machine in machines and version in known for _, version, machines in binaries):
         return None

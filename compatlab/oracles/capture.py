@@ -9,7 +9,8 @@ One JSON object per line::
 or, when QEMU refused the config (its one error line and exit status 1),
 ``"error": "<QEMU's message>"`` instead of ``config_space``; or, when QEMU crashed
 on it (a sweep keeps that as a finding about QEMU, not as a refusal),
-``"fault": "<what happened>"`` with ``"stderr"``, the end of what it printed. Every device string carries an explicit ``addr``. A capture
+``"fault": "<what happened>"`` with ``"stderr"``, the end of what it printed.
+Every device string carries an explicit ``addr``. A capture
 with a guest write probe also holds ``"write_probe": [[ones, zeros], …]``, per
 device the 256 bytes read back after writing all-ones and after writing zeros to
 each dword in turn (:func:`compatlab.oracles.guest.probe_sequence`).

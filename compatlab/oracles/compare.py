@@ -85,7 +85,7 @@ def check_record(
     known = active_versions()
     outside = [v for v in (record.binary, record.machine) if Version.parse(v) not in known]
     if outside:
-        # A release newer than the catalogue (QEMU 11.1 offers machine types up to 11.1):
+        # A release newer than the catalogue (one that offers old machine types too):
         # nothing to compare with until the catalogue covers it.
         return Verdict(
             True, f"the catalogue does not cover version {outside[0]}", False, unmodelled=True

@@ -425,17 +425,16 @@ def _filed(intro: Introspection) -> dict[Version, list[CompatProp]]:
     for older, newer in itertools.pairwise(versions):
         mine = list(intro.machines.get(older.machine_type) or ())
         theirs = list(intro.machines.get(newer.machine_type) or ())
-        if mine[: len(theirs)] == theirs:
-            filed[older] = mine[len(theirs) :]
-        else:
-            rest = list(theirs)
-            own = []
-            for entry in mine:
-                if entry in rest:
-                    rest.remove(entry)
-                else:
-                    own.append(entry)
-            filed[older] = own
+        # What the older machine type has beyond the newer one's (as a multiset: an
+        # entry may be filed twice, as QEMU's arrays sometimes do).
+        rest = list(theirs)
+        own = []
+        for entry in mine:
+            if entry in rest:
+                rest.remove(entry)
+            else:
+                own.append(entry)
+        filed[older] = own
     return filed
 
 
@@ -457,7 +456,7 @@ def _learned_compat(
         for e in base.compat
         if e.version < base_version
     }
-    concrete = [d for d in present] + [n for n, t in types.items() if "parent" in t]
+    concrete = [*present, *(n for n, t in types.items() if "parent" in t)]
     rows: list[dict[str, str]] = []
     for machine, entries in sorted(_filed(intro).items()):
         if machine >= version:
@@ -466,7 +465,7 @@ def _learned_compat(
             driver = _catalogue_driver(base, intro, concrete, types, entry.driver)
             if driver is None:
                 continue
-            reached = [d for d in concrete if _reaches(base, intro, types, driver, d)]
+            reached = [d for d in concrete if driver in _chain(base, types, d)]
             if not any(entry.prop in modelled_props(intro, d) for d in reached):
                 continue
             if (machine, driver, entry.prop, entry.value.lower()) in known:
@@ -487,17 +486,6 @@ def _parent_of(base: Catalogue, types: Mapping[str, Any], name: str) -> str | No
         return base.types[name].parent
     parent = types.get(name, {}).get("parent")
     return str(parent) if parent is not None else None
-
-
-def _reaches(
-    base: Catalogue, intro: Introspection, types: Mapping[str, Any], driver: str, name: str
-) -> bool:
-    current: str | None = name
-    while current is not None:
-        if current == driver:
-            return True
-        current = _parent_of(base, types, current)
-    return False
 
 
 def _catalogue_driver(
