@@ -127,6 +127,11 @@ def resolve(
     era = v if defaults_at is None else known_version(defaults_at)
     if era > v:
         raise ConfigError(f"defaults of {era} cannot be applied on older version {v}")
+    if defaults_at is not None and (gone := cat.removal_of(era, v)) is not None:
+        raise ConfigError(
+            f"{v} has no machine type {era.machine_type}: {gone.release} deleted the machine "
+            f"types older than {gone.oldest.machine_type} (QEMU refuses to start)"
+        )
     if hints is not None:
         if defaults_at is not None:
             raise ConfigError("give either hints or defaults_at, not both")

@@ -80,15 +80,24 @@ def resolve_hints_beat_config(
     return _map_devices(resolved, change)
 
 
+def _oldest_offered(version: Version | str) -> Version:
+    """The oldest machine type ``version`` still offers (its oldest defaults)."""
+    from compatlab.catalogue import active_catalogue
+    from compatlab.versions import known_version
+
+    return active_catalogue().oldest_machine(known_version(version))
+
+
 def resolve_unhinted_as_oldest(
     config: Config, version: Version | str, *, hints: Hints | None = None, **kw: Any
 ) -> ResolvedConfig:
     """Given hints, a device they do not mention takes the oldest catalogue
-    version's values (as if its hints were lost, not absent) instead of V's defaults."""
+    machine type V offers' values (as if its hints were lost, not absent) instead of
+    V's defaults."""
     resolved = resolve(config, version, hints=hints, **kw)
     if hints is None:
         return resolved
-    ancient = resolve(config, version, defaults_at=active_versions()[0])
+    ancient = resolve(config, version, defaults_at=_oldest_offered(version))
     known = hints.by_identity()
     devices = tuple(
         dev if dev.identity in known else old
@@ -186,8 +195,8 @@ def resolve_leaks_properties(
 
 def dump_from_oldest_era(config: Config, version: Version | str) -> Hints:
     """Hints labelled with the dumping version that hold the values of the oldest
-    catalogue version (the machine type's defaults confused with the emulator's)."""
-    return hints_of(resolve(config, version, defaults_at=active_versions()[0]))
+    machine type it offers (the machine type's defaults confused with the emulator's)."""
+    return hints_of(resolve(config, version, defaults_at=_oldest_offered(version)))
 
 
 def hints_of_forgets_history(resolved: ResolvedConfig) -> Hints:

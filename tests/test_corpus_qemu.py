@@ -79,12 +79,17 @@ def test_corpus_is_large_and_covers_every_binary() -> None:
 
 
 @pytest.mark.corpus
-def test_every_type_of_5_2_was_captured_alone_on_each_of_its_machine_types() -> None:
-    """QEMU 5.2's own binary is the ground truth for machine types 1.4..5.2 (DESIGN.md
-    §2): each device type it has, alone with its example properties, on every one
-    (started or refused)."""
+@pytest.mark.parametrize("kind", ["plain", "writes"])
+@pytest.mark.parametrize("binary", ["5.2", "7.2", "10.0", "11.1"])
+def test_every_type_was_captured_alone_on_each_machine_type_of_its_binary(
+    binary: str, kind: str
+) -> None:
+    """Each binary's captures hold every device type it has, alone with its example
+    properties, on every machine type it offers (data/machines.toml, checked against
+    the binaries' own list in tests/test_machine_types.py), started or refused:
+    plain and with the write probe."""
     cat = builtin_catalogue()
-    v52 = Version(5, 2)
+    release = Version.parse(binary)
 
     def alone(spec: str) -> tuple[str, frozenset[str]]:
         # The driver and the properties set, but no address (backend names are made
@@ -92,17 +97,17 @@ def test_every_type_of_5_2_was_captured_alone_on_each_of_its_machine_types() -> 
         driver, *props = spec.split(",")
         return driver, frozenset(p.partition("=")[0] for p in props) - {"addr"}
 
+    folder = CORPUS / binary / ("writes" if kind == "writes" else "")
     seen = {
         (r.machine, alone(r.devices[0]))
-        for f in sorted((CORPUS / "5.2").glob("*.jsonl"))
+        for f in sorted(folder.glob("*.jsonl"))
         for r in read_corpus(f)
         if len(r.devices) == 1 and r.fault is None
     }
-    machines = [v for v in cat.versions if v <= v52]
     missing = [
         f"{d} on pc-i440fx-{m}"
-        for d in cat.devices(v52)
-        for m in machines
-        if (str(m), alone(cat.device(d, v52).example or d)) not in seen
+        for d in cat.devices(release)
+        for m in cat.machine_types(release)
+        if (str(m), alone(cat.device(d, release).example or d)) not in seen
     ]
     assert not missing, f"{len(missing)} missing, e.g. {missing[:5]}"

@@ -7,6 +7,7 @@ right, a release that changes nothing, a new device type)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -112,7 +113,14 @@ def test_gate_accepts_the_unmodified_catalogue_on_every_device() -> None:
     baselines = [Version.parse(v) for v in ("2.4", "6.0", "9.0", "10.0")]
     verdict = candidate_gate(cc, profile="ci", drivers=everything, baselines=baselines)
     assert verdict.passed, [f.failure.detail for f in verdict.failures]
-    assert verdict.runs == len(GATE_INVARIANTS) * len(baselines) + len(CANDIDATE_INVARIANTS)
+    # machine-type-upgrade only from the machine types the candidate still offers
+    offered = [b for b in baselines if cc.catalogue.removal_of(b, cc.candidate.version) is None]
+    assert len(offered) < len(baselines)
+    assert verdict.runs == (
+        len(GATE_INVARIANTS) * len(baselines)
+        - (len(baselines) - len(offered))
+        + len(CANDIDATE_INVARIANTS)
+    )
     assert verdict.examples > 0
 
 
@@ -316,8 +324,11 @@ def test_a_release_written_as_a_candidate_gives_back_the_catalogue(release: str)
     full = builtin_catalogue()
     n = Version.parse(release)
     cc = apply_candidate(release_candidate(full, n), full)
-    assert not cc.problems
+    # The one problem a release may have: the machine types it deleted.
+    deletes = any(r.release == n for r in full.removals)
+    assert [p.kind for p in cc.problems] == (["machine-type-removed"] if deletes else [])
     cat = cc.catalogue
+    assert cat.machine_types(n) == full.machine_types(n)
     for driver in cat.concrete:
         if not cat.types[driver].exists_in(n):
             continue
@@ -336,15 +347,28 @@ def test_a_release_written_as_a_candidate_gives_back_the_catalogue(release: str)
 def test_the_gate_rejects_exactly_the_releases_with_known_findings(release: str) -> None:
     """Every QEMU release of the catalogue, gated as a candidate on the one before:
     it fails exactly where corpora/findings.toml records a compat break QEMU made in
-    that release, and the failure is on a device the finding covers."""
+    that release (the failure on a device the finding covers) or where the release
+    deleted machine types (data/machines.toml: a data problem of the candidate)."""
     full = builtin_catalogue()
     n = Version.parse(release)
     findings = [
         f for f in load_findings(str(ROOT / "corpora" / "findings.toml")) if f.changed_in == n
     ]
+    deletes = any(r.release == n for r in full.removals)
     cc = apply_candidate(release_candidate(full, n), full)
     verdict = candidate_gate(cc, profile="dev", fail_fast=True)
-    assert verdict.passed == (not findings), [f.explanation.lines for f in verdict.failures]
+    assert [p["kind"] for p in verdict.problems] == (["machine-type-removed"] if deletes else [])
+    assert verdict.passed == (not findings and not deletes), [
+        f.explanation.lines for f in verdict.failures
+    ]
+    if deletes:
+        # a data problem stops a fail-fast gate first; gate the rest as the release
+        # before it (same machine types) would have been gated
+        cc = apply_candidate(
+            dataclasses.replace(release_candidate(full, n), oldest_machine=None), full
+        )
+        verdict = candidate_gate(cc, profile="dev", fail_fast=True)
+        assert verdict.passed == (not findings), [f.explanation.lines for f in verdict.failures]
     with using_catalogue(cc.catalogue):
         for f in verdict.failures:
             assert any(k._covers(f.driver) for k in findings), (f.driver, f.explanation.lines)
@@ -471,11 +495,15 @@ def test_an_inherited_break_does_not_hide_a_new_one() -> None:
 def test_cli_gates_a_release_of_the_catalogue(release: str, code: int) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "compatlab", "gate", "--release", release, "--profile", "dev",
-         "--fail-fast", "-n", "2"],
+         "--drivers", "nvme", "--baseline", "9.0", "-n", "2"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == code, proc.stdout + proc.stderr
     if code:
+        # 9.1 deleted machine types 2.0 .. 2.3 and changed nvme without compat
+        assert "problem (machine-type-removed): 9.1 offers no machine type older than 2.4" in (
+            proc.stdout
+        )
         assert "nvme: behaviour _deverr_init changed off → on in 9.1" in proc.stdout
         assert "wmask   0x88 capability area: PCI Express capability at 0x80 + 0x08" in proc.stdout
 

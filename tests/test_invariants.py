@@ -66,7 +66,12 @@ def _cases(
 ) -> st.SearchStrategy[Case]:
     """Cases of ``inv`` over ordered version tuples drawn from ``versions``."""
     scope = Scope(drivers=drivers)
-    return ordered_versions(inv.arity, versions).flatmap(lambda vs: inv.strategy(vs, scope))
+    cat = builtin_catalogue()
+    # as the planner does: only the version tuples the invariant applies to
+    drawn = ordered_versions(inv.arity, versions)
+    if inv.applies is not None:
+        drawn = drawn.filter(lambda vs: inv.applies(cat, vs))
+    return drawn.flatmap(lambda vs: inv.strategy(vs, scope))
 
 
 # -- registry -------------------------------------------------------------------------

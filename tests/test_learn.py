@@ -129,6 +129,11 @@ def _compare(
     """Where ``learned`` differs from ``curated`` on ``version``, in what introspection
     sees: device types, property sets, and values on every machine type both know."""
     out: list[str] = []
+    if learned.oldest_machine(version) != curated.oldest_machine(version):
+        out.append(
+            f"oldest machine type: learned {learned.oldest_machine(version)}, "
+            f"curated {curated.oldest_machine(version)}"
+        )
     if set(learned.devices(version)) != set(curated.devices(version)):
         out.append(f"device types: {set(learned.devices(version)) ^ set(curated.devices(version))}")
     machines = [
@@ -167,13 +172,11 @@ def test_learned_release_equals_curated(base: str, release: str) -> None:
     parsed = candidate_from_text(text, f"<learned {release}>")
     assert candidate_document(parsed) == candidate_document(candidate)
     applied = apply_candidate(parsed, full)
-    # The one problem a real release may have: machine types it no longer offers.
-    assert [p.kind for p in applied.problems] == (
-        ["machine-type-removed"] if binary.machines[0] > full.versions[0] else []
-    )
-    assert candidate.oldest_machine == (
-        binary.machines[0] if binary.machines[0] > full.versions[0] else None
-    )
+    # The one problem a real release may have: machine types it no longer offers
+    # (beyond those the release before it had already deleted).
+    deletes = binary.machines[0] > full.oldest_machine(base_version)
+    assert [p.kind for p in applied.problems] == (["machine-type-removed"] if deletes else [])
+    assert candidate.oldest_machine == (binary.machines[0] if deletes else None)
     differences = _compare(applied.catalogue, full, intro, binary.version)
     assert not differences, "\n".join(differences)
 
@@ -252,14 +255,19 @@ def test_oldest_machine_is_a_problem_of_the_candidate() -> None:
     the gate reports (and fails on), named with the versions it drops."""
     from compatlab.errors import CandidateError
 
-    text = 'version = "10.1"\nbase = "10.0"\noldest_machine = "2.4"\n'
+    text = 'version = "10.1"\nbase = "10.0"\noldest_machine = "2.6"\n'
     applied = apply_candidate(candidate_from_text(text))
     (problem,) = applied.problems
     assert problem.kind == "machine-type-removed"
-    assert "1.4 … 2.3 (8 versions)" in problem.message
-    assert candidate_from_text(text).oldest_machine == Version(2, 4)
-    assert not apply_candidate(candidate_from_text(text.replace("2.4", "1.4"))).problems
+    # 10.0 had deleted 1.4 .. 2.3 already (data/machines.toml)
+    assert "2.4 … 2.5 (2 versions)" in problem.message
+    assert applied.catalogue.oldest_machine(Version(10, 1)) == Version(2, 6)
+    assert applied.catalogue.oldest_machine(Version(10, 0)) == Version(2, 4)
+    assert candidate_from_text(text).oldest_machine == Version(2, 6)
+    assert not apply_candidate(candidate_from_text(text.replace("2.6", "2.4"))).problems
     with pytest.raises(CandidateError, match=r"oldest_machine 10\.2 is newer"):
-        apply_candidate(candidate_from_text(text.replace("2.4", "10.2")))
+        apply_candidate(candidate_from_text(text.replace("2.6", "10.2")))
+    with pytest.raises(CandidateError, match=r"older than 2\.4.*cannot bring deleted"):
+        apply_candidate(candidate_from_text(text.replace("2.6", "1.4")))
     with pytest.raises(CandidateError, match="oldest_machine must be a string"):
-        candidate_from_text(text.replace('"2.4"', "2"))
+        candidate_from_text(text.replace('"2.6"', "2"))

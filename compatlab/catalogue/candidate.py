@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from compatlab.catalogue.loader import _prop, builtin_catalogue, parse_types
-from compatlab.catalogue.model import Catalogue, CompatEntry, DeviceType, _variant_at
+from compatlab.catalogue.model import (
+    Catalogue,
+    CompatEntry,
+    DeviceType,
+    MachineRemoval,
+    _variant_at,
+)
 from compatlab.catalogue.properties import PropertyDef
 from compatlab.errors import (
     CandidateError,
@@ -118,6 +124,7 @@ def as_of(catalogue: Catalogue, version: Version) -> Catalogue:
         types=types,
         compat=compat,
         versions=tuple(v for v in catalogue.versions if v <= version),
+        removals=tuple(r for r in catalogue.removals if r.release <= version),
     )
 
 
@@ -447,11 +454,20 @@ def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) ->
     probe = Catalogue(types=types, compat=(), versions=(*base.versions, n))
     entries, problems = _compat_entries(probe, candidate, src)
     oldest = candidate.oldest_machine
+    removals = base.removals
     if oldest is not None:
         if oldest > n:
             raise _fail(src, f"oldest_machine {oldest} is newer than the candidate {n}")
-        dropped = [v for v in base.versions if v < oldest]
+        floor = base.oldest_machine(base.versions[-1])
+        if oldest < floor:
+            raise _fail(
+                src,
+                f"oldest_machine {oldest} is older than {floor}, the oldest machine type "
+                f"{base.versions[-1]} offers: a release cannot bring deleted machine types back",
+            )
+        dropped = [v for v in base.versions if floor <= v < oldest]
         if dropped:
+            removals = (*removals, MachineRemoval(n, oldest, f"candidate {n}: oldest_machine"))
             problems.append(
                 CandidateProblem(
                     "machine-type-removed",
@@ -466,6 +482,7 @@ def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) ->
             compat=tuple(sorted(base.compat + tuple(entries), key=lambda e: e.version)),
             versions=(*base.versions, n),
             released=base,
+            removals=removals,
         )
         for name in cat.concrete:
             from compatlab.catalogue.builders import get_builder
@@ -761,6 +778,11 @@ def release_candidate(catalogue: Catalogue, version: Version) -> Candidate:
         types=types,
         compat=compat,
         source=f"<release {version}>",
+        oldest_machine=(
+            target.oldest_machine(version)
+            if target.oldest_machine(version) > base.oldest_machine(before)
+            else None
+        ),
     )
 
 

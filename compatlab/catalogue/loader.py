@@ -19,10 +19,10 @@ from compatlab.catalogue.builders import (
     registered_builders,
     remember_homes,
 )
-from compatlab.catalogue.model import QUIRKS, Catalogue, CompatEntry, DeviceType
+from compatlab.catalogue.model import QUIRKS, Catalogue, CompatEntry, DeviceType, MachineRemoval
 from compatlab.catalogue.properties import KINDS, PropertyDef, PropType
-from compatlab.errors import CatalogueError, PropertyParseError
-from compatlab.versions import Version
+from compatlab.errors import CatalogueError, CompatlabError, PropertyParseError
+from compatlab.versions import Version, known_version
 
 _DATA = Path(__file__).parent / "data"
 
@@ -108,6 +108,29 @@ def parse_compat(rows: list[dict[str, str]], source: str) -> list[CompatEntry]:
     return entries
 
 
+def parse_removals(data: Mapping[str, Any], source: str) -> tuple[MachineRemoval, ...]:
+    """Parse ``data/machines.toml``: the releases that deleted machine types."""
+    out: list[MachineRemoval] = []
+    for n, row in enumerate(data.get("removal", [])):
+        try:
+            removal = MachineRemoval(
+                known_version(row["release"]), known_version(row["oldest"]), str(row["evidence"])
+            )
+        except (KeyError, TypeError, CompatlabError) as exc:
+            raise CatalogueError(f"{source}: removal[{n}]: {exc}") from None
+        if removal.oldest > removal.release:
+            raise CatalogueError(
+                f"{source}: removal[{n}]: oldest {removal.oldest} is newer than "
+                f"its release {removal.release}"
+            )
+        if out and (removal.release <= out[-1].release or removal.oldest <= out[-1].oldest):
+            raise CatalogueError(
+                f"{source}: removal[{n}]: releases and oldest machine types must both ascend"
+            )
+        out.append(removal)
+    return tuple(out)
+
+
 def load_roms() -> dict[str, int]:
     """Parse ``data/roms.toml``: the ROM files the emulator ships and their sizes."""
     import tomllib
@@ -134,7 +157,9 @@ def parse_catalogue() -> Catalogue:
             rows = list(csv.DictReader(io.StringIO(entry.read_text(encoding="utf-8"))))
             compat.extend(parse_compat(rows, f"compat/{entry.name}"))
     compat.sort(key=lambda e: e.version)  # stable: file order kept within a version
-    catalogue = Catalogue(types=types, compat=tuple(compat))
+    with (_DATA / "machines.toml").open("rb") as fh:
+        removals = parse_removals(tomllib.load(fh), "machines.toml")
+    catalogue = Catalogue(types=types, compat=tuple(compat), removals=removals)
     for name in catalogue.concrete:
         get_builder(types[name].builder or name)
     return catalogue

@@ -87,6 +87,16 @@ def _variant_at(variants: tuple[PropertyDef, ...], version: Version) -> Property
     return variants[-1]
 
 
+@dataclass(frozen=True, slots=True)
+class MachineRemoval:
+    """QEMU ``release`` no longer offers the machine types older than ``oldest``
+    (QEMU deprecates old pc-i440fx machine types, then deletes them)."""
+
+    release: Version
+    oldest: Version
+    evidence: str = ""
+
+
 @dataclass(frozen=True, eq=False)
 class Catalogue:
     """Device types and compat entries, with the lookups the resolver needs.
@@ -102,6 +112,9 @@ class Catalogue:
     compat: tuple[CompatEntry, ...]
     versions: tuple[Version, ...] = ALL_VERSIONS
     released: Catalogue | None = None
+    #: Machine-type deletions, ascending: from ``release`` on, the oldest
+    #: pc-i440fx machine type QEMU offers is ``oldest`` (``data/machines.toml``).
+    removals: tuple[MachineRemoval, ...] = ()
     _cache: dict[tuple[str, Version], Mapping[str, PropertyDef]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -160,6 +173,25 @@ class Catalogue:
         if (era := self._era(version)) is not None:
             return era.devices(version)
         return tuple(n for n in self.concrete if self.types[n].exists_in(version))
+
+    # -- machine types --------------------------------------------------------
+
+    def oldest_machine(self, release: Version) -> Version:
+        """The oldest pc-i440fx machine type ``release`` offers."""
+        oldest = self.versions[0]
+        for removal in self.removals:
+            if removal.release <= release:
+                oldest = max(oldest, removal.oldest)
+        return oldest
+
+    def machine_types(self, release: Version) -> tuple[Version, ...]:
+        """The versions whose pc-i440fx machine type ``release`` offers, oldest first."""
+        oldest = self.oldest_machine(release)
+        return tuple(v for v in self.versions if oldest <= v <= release)
+
+    def removal_of(self, machine: Version, release: Version) -> MachineRemoval | None:
+        """The deletion that took ``machine``'s machine type away by ``release``, if any."""
+        return next((r for r in self.removals if r.release <= release and machine < r.oldest), None)
 
     # -- lookups ------------------------------------------------------------
 

@@ -368,7 +368,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
         p = qsub.add_parser("capture", help="record what real QEMU does into a corpus file")
         p.add_argument(
-            "--binary", required=True, metavar="VERSION", help="QEMU release: 7.2, 10.0 or 11.1"
+            "--binary",
+            required=True,
+            metavar="VERSION",
+            help="QEMU release (5.2, 7.2, 10.0, 11.1) or a path to a binary",
         )
         p.add_argument(
             "--machine",

@@ -195,7 +195,9 @@ def plan(request: Request) -> list[Task]:
     configs must run on (all of them, or all but the newest when the newest may
     refuse): no guest of a version without the type can have one, and a chain whose
     middle version lacks it (a candidate that removes the type, drawn as the
-    middle) cannot carry one. A task left with no device type is left out."""
+    middle) cannot carry one. A task left with no device type is left out, and so
+    is a version tuple its invariant does not apply to (``machine-type-upgrade``
+    where the newer release deleted the older machine type)."""
     from compatlab.engine.run import catalogue_of
     from compatlab.invariants.registry import get
     from compatlab.versions import using_versions
@@ -227,6 +229,8 @@ def plan(request: Request) -> list[Task]:
                         (u, middle_version(request.context.seed, name, u, w, cat.versions), w)
                         for u, w in pairs
                     ]
+            if inv.applies is not None:
+                tuples = [t for t in tuples if inv.applies(cat, t)]
             for versions in tuples:
                 # As the invariants' strategies draw configs (Scope.last_may_refuse).
                 valid_on = (

@@ -271,6 +271,9 @@ def upgrade_round_trip(case: Case, system: System) -> None:
     arity=2,
     strategy=_cases,
     destination=_machine_type,
+    # QEMU deletes old machine types: where V no longer offers U's, no guest of U
+    # can be restarted on V with it, and there is nothing to compare.
+    applies=lambda cat, versions: cat.removal_of(versions[0], versions[-1]) is None,
 )
 def machine_type_upgrade(case: Case, system: System) -> None:
     old, new = case.versions

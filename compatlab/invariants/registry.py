@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
@@ -24,6 +24,9 @@ from compatlab.hints import Hints, decode, encode
 from compatlab.realize import realize, realize_resolved
 from compatlab.resolve import dump_hints, hints_of, resolve
 from compatlab.versions import Version
+
+if TYPE_CHECKING:
+    from compatlab.catalogue import Catalogue
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ Strategy = Callable[[tuple[Version, ...], "Scope"], st.SearchStrategy[Case]]
 Check = Callable[[Case, System], None]
 Examples = Callable[[tuple[Version, ...], "Scope"], list[Case]]
 """Cases an invariant always tries first, before generated ones."""
+Applies = Callable[["Catalogue", tuple[Version, ...]], bool]
 Destination = Callable[[Case, System], Mapping[str, Any]]
 """How an invariant loads the case on its upgraded version: the keyword arguments
 of ``realize``/``resolve`` there (``hints=…`` or ``defaults_at=…``), built with the
@@ -157,6 +161,9 @@ class Invariant:
     #: Whether ``compatlab check`` runs it by default (the binary gate's invariant
     #: needs two binaries to be named, so it is run by the gate only).
     suite: bool = True
+    #: Whether it has anything to check on a version tuple of a catalogue (None:
+    #: always); the planner leaves the others out.
+    applies: Applies | None = None
 
     def run(self, case: Case, system: System | None = None) -> None:
         self.check(case, system or System())
@@ -182,10 +189,12 @@ def invariant(
     destination: Destination | None = None,
     examples: Examples | None = None,
     suite: bool = True,
+    applies: Applies | None = None,
 ) -> Callable[[Check], Check]:
     """Register ``check`` as invariant ``name``; ``destination`` says how it loads a
     case on the upgraded version (see :meth:`Invariant.upgraded`), ``examples``
-    which cases it tries first, and ``suite`` whether ``check`` runs it by default."""
+    which cases it tries first, ``suite`` whether ``check`` runs it by default and
+    ``applies`` on which version tuples it has something to check."""
 
     def register(check: Check) -> Check:
         if name in _REGISTRY:
@@ -193,7 +202,16 @@ def invariant(
         if arity not in (1, 2, 3):
             raise CatalogueError(f"invariant {name!r}: arity must be 1, 2 or 3")
         _REGISTRY[name] = Invariant(
-            name, statement, arity, strategy, check, needs_qemu, destination, examples, suite
+            name,
+            statement,
+            arity,
+            strategy,
+            check,
+            needs_qemu,
+            destination,
+            examples,
+            suite,
+            applies,
         )
         return check
 

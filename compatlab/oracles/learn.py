@@ -371,7 +371,10 @@ def learn(catalogue: Catalogue, intro: Introspection, version: Version) -> Candi
 
     compat = _learned_compat(base, intro, present, types, base_version, version)
     machines = machine_versions(intro)
-    oldest = machines[0] if machines and machines[0] > base.versions[0] else None
+    # A deletion only when the binary keeps fewer machine types than the base's
+    # newest release did (older ones were deleted before it).
+    floor = base.oldest_machine(base.versions[-1])
+    oldest = machines[0] if machines and machines[0] > floor else None
     return Candidate(
         version=version,
         base=base_version,
