@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -287,15 +288,18 @@ def _ignored_as_it_should(
         if h.kind is IgnoredReason.VALUE_DOES_NOT_FIT
         and (h.identity not in own or own[h.identity].driver != h.driver)
     ]
-    if reported == want and not misfits:
+    missing = list((Counter(want) - Counter(reported)).elements())
+    wrong = list((Counter(reported) - Counter(want)).elements()) + misfits
+    if not missing and not wrong:
         return
-    missing = [r for r in want if r not in reported]
-    wrong = [r for r in reported if r not in want] + misfits
     ident, driver, kind = missing[0] if missing else wrong[0]
+    said = (
+        "not reported as" if missing else "reported again as" if wrong[0] in want else "reported as"
+    )
     raise fail(
         case,
         "hint-matching",
-        f"hint {ident} ({driver}) " + ("not reported as " if missing else "reported as ") + kind,
+        f"hint {ident} ({driver}) {said} {kind}",
         device=ident,
         driver=drivers.get(ident),
         expected=", ".join(f"{i} ({d}): {k}" for i, d, k in want) or "none",
