@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from compatlab.realize import Realized, RealizedDevice, realize
     from compatlab.resolve import (
         IgnoredHint,
+        IgnoredReason,
         Resolved,
         ResolvedConfig,
         ResolvedDevice,
@@ -71,6 +72,7 @@ __all__ = [
     "Resolved",
     "Source",
     "IgnoredHint",
+    "IgnoredReason",
     "Version",
     "ALL_VERSIONS",
     "OLDEST",
@@ -101,6 +103,7 @@ _HOMES = {
     "compatlab.realize": ("Realized", "RealizedDevice", "realize"),
     "compatlab.resolve": (
         "IgnoredHint",
+        "IgnoredReason",
         "Resolved",
         "ResolvedConfig",
         "ResolvedDevice",

@@ -8,8 +8,11 @@ For each device of config C on version V and each property p that exists in V:
    historical value for that version (``history``);
 4. else → p's default at V (``default``).
 
-Hints for devices that are not in C are ignored, and so is an entry whose driver
-differs from the config's driver for that identity; both are reported. Hints
+An entry applies to a device only with the device's identity (``id``, else address)
+and driver: never to another device, whatever its driver. Hints for devices that
+are not in C are ignored, and so is an entry whose driver differs from the
+config's driver for that identity; both are reported, each with its own
+:class:`IgnoredReason`. Hints
 dumped by a version newer than V are refused (no downgrades). :func:`dump_hints`
 goes the other way: it records what a version resolved, as that version's hints.
 
@@ -64,16 +67,37 @@ class ResolvedDevice:
         return {name: r.value for name, r in self.properties.items()}
 
 
+class IgnoredReason(StrEnum):
+    """Why a hint, or part of one, was not used: what a VM manager tells apart (a
+    device it removed, a device it replaced with another type, a value from an old
+    version that the property can no longer hold)."""
+
+    #: No device of the config has the entry's identity.
+    NOT_IN_CONFIG = "not-in-config"
+    #: The config's device with that identity has another driver.
+    DRIVER_DIFFERS = "driver-differs"
+    #: One hinted value does not fit the property any more; the rest of the entry
+    #: was used, and the property took its history.
+    VALUE_DOES_NOT_FIT = "value-does-not-fit"
+
+
 @dataclass(frozen=True, slots=True)
 class IgnoredHint:
-    """A hint entry the resolver did not use, and why."""
+    """A hint entry (or one value of it) the resolver did not use: ``kind`` says why,
+    ``reason`` says it in words."""
 
     identity: str
     driver: str
+    kind: IgnoredReason
     reason: str
 
     def to_json(self) -> dict[str, str]:
-        return {"identity": self.identity, "driver": self.driver, "reason": self.reason}
+        return {
+            "identity": self.identity,
+            "driver": self.driver,
+            "kind": str(self.kind),
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +197,7 @@ def resolve(
                 IgnoredHint(
                     identity,
                     entry.driver,
+                    IgnoredReason.DRIVER_DIFFERS,
                     f"the config has {spec.driver} there, the hints {entry.driver}",
                 )
             )
@@ -187,7 +212,12 @@ def resolve(
                 props[name] = Resolved(value, Source.CONFIG)
         devices.append(ResolvedDevice(spec.driver, spec.id, addr, props))
     ignored.extend(
-        IgnoredHint(e.identity, e.driver, "no device with this identity in the config")
+        IgnoredHint(
+            e.identity,
+            e.driver,
+            IgnoredReason.NOT_IN_CONFIG,
+            "no device with this identity in the config",
+        )
         for e in entries.values()
     )
     return ResolvedConfig(
@@ -256,6 +286,7 @@ def _with_hints(
                     IgnoredHint(
                         identity,
                         driver,
+                        IgnoredReason.VALUE_DOES_NOT_FIT,
                         f"{name}={value!r} from {hints_version} does not fit "
                         f"{prop.type.describe()} in {version} ({exc}); used its history",
                     )

@@ -1,9 +1,10 @@
 """Strategies for the invariant suite: ordered versions, valid configs, hint
-variations and guest config writes."""
+variations and hint sets, and guest config writes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, DeviceSpec, PciAddre
 from compatlab.errors import CompatlabError
 from compatlab.hints import HintEntry, Hints
 from compatlab.realize import realize
+from compatlab.resolve import assign_addresses, dump_hints
 from compatlab.versions import Version, active_versions
 from strategies.configs import _example_props, required_pairs
 
@@ -89,31 +91,64 @@ def valid_configs(
     Shrinks towards one device with only its required properties, automatic address.
     """
     cat = catalogue or active_catalogue()
-    oldest = min(versions)
-    choices = [
-        d
-        for d in (drivers or cat.devices(oldest))
-        if all(cat.types[d].exists_in(v) for v in versions)
-    ]
+    choices = _drivers_in_all(cat, versions, drivers)
     assume(choices)
     n = draw(st.integers(1, max_devices))
     slots = draw(st.lists(st.integers(FIRST_SLOT, LAST_SLOT), min_size=n, max_size=n, unique=True))
     devices: list[DeviceSpec] = []
     for i in range(n):
         driver = draw(st.sampled_from(choices))
-        visible = _common_visible(cat, driver, tuple(versions))
-        chosen = (
-            draw(st.lists(st.sampled_from(visible), unique=True, max_size=3)) if visible else []
-        )
-        pairs = required_pairs(cat, driver, oldest, i)
-        taken = {name for name, _ in pairs}
-        for name in chosen:
-            values = accepted_values(cat, driver, name, tuple(versions))
-            if name not in taken and values:
-                pairs.append((name, draw(st.sampled_from(values))))
-        addr = PciAddress(slots[i]) if draw(st.booleans()) else None
-        devices.append(DeviceSpec(driver, f"dev{i}", addr, tuple(pairs)))
-    config = Config(tuple(devices))
+        pairs, pinned = _device_choices(draw, cat, driver, versions)
+        addr = PciAddress(slots[i]) if pinned else None
+        devices.append(_device(cat, driver, f"dev{i}", addr, pairs, versions, i))
+    return _accepted(Config(tuple(devices)), versions, cat)
+
+
+def _drivers_in_all(
+    cat: Catalogue, versions: Sequence[Version], drivers: Sequence[str] | None
+) -> list[str]:
+    """The device types (of ``drivers``, else all) that every one of ``versions`` has."""
+    return [
+        d
+        for d in (drivers or cat.devices(min(versions)))
+        if all(cat.types[d].exists_in(v) for v in versions)
+    ]
+
+
+def _device_choices(
+    draw: st.DrawFn, cat: Catalogue, driver: str, versions: Sequence[Version]
+) -> tuple[list[tuple[str, str]], bool]:
+    """What is drawn for one device of ``driver``: up to three guest-visible
+    properties with values every version takes (beside its required ones), and
+    whether it has an explicit address. Shrinks towards no property, no address."""
+    visible = _common_visible(cat, driver, tuple(versions))
+    chosen = draw(st.lists(st.sampled_from(visible), unique=True, max_size=3)) if visible else []
+    taken = {name for name, _ in _example_props(cat, driver)}
+    pairs = []
+    for name in chosen:
+        values = accepted_values(cat, driver, name, tuple(versions))
+        if name not in taken and values:
+            pairs.append((name, draw(st.sampled_from(values))))
+    return pairs, draw(st.booleans())
+
+
+def _device(
+    cat: Catalogue,
+    driver: str,
+    id: str | None,
+    addr: PciAddress | None,
+    pairs: list[tuple[str, str]],
+    versions: Sequence[Version],
+    index: int,
+) -> DeviceSpec:
+    """The device at ``index``: its required properties (backends named after the
+    index), then ``pairs``."""
+    required = required_pairs(cat, driver, min(versions), index)
+    return DeviceSpec(driver, id, addr, (*required, *pairs))
+
+
+def _accepted(config: Config, versions: Sequence[Version], cat: Catalogue) -> Config:
+    """``config``, if every one of ``versions`` realizes it (else the draw is rejected)."""
     for v in versions:
         try:
             realize(config, v, catalogue=cat)
@@ -162,3 +197,125 @@ def hint_variations(draw: st.DrawFn, hints: Hints, config: Config) -> Hints:
             other = "rtl8139" if e.driver != "rtl8139" else "e1000"
             out[victim] = HintEntry(e.identity, other, ())
     return Hints(hints.version, tuple(out))
+
+
+#: What becomes of a device's entry in :func:`hinted_configs`, simplest first.
+FATES = ("keep", "partial", "drop", "mismatch")
+
+
+@st.composite
+def _hinted_device(
+    draw: st.DrawFn, cat: Catalogue, choices: Sequence[str], versions: Sequence[Version]
+) -> tuple[str, list[tuple[str, str]], int | None, bool, str, Any]:
+    """One device of :func:`hinted_configs` and the fate of its entry, drawn together
+    so that shrinking drops a device with its entry."""
+    driver = draw(st.sampled_from(choices))
+    pairs, pinned = _device_choices(draw, cat, driver, versions)
+    slot = draw(st.integers(FIRST_SLOT, LAST_SLOT)) if pinned else None
+    anonymous = draw(st.booleans())
+    fate = draw(st.sampled_from(FATES))
+    detail: Any = None
+    if fate == "partial":
+        names = sorted(cat.properties(driver, min(versions)))
+        detail = frozenset(draw(st.sets(st.sampled_from(names), min_size=1))) if names else None
+    elif fate == "mismatch":
+        detail = draw(st.sampled_from([d for d in cat.devices(min(versions)) if d != driver]))
+    return driver, pairs, slot, anonymous, fate, detail
+
+
+@st.composite
+def hinted_configs(
+    draw: st.DrawFn,
+    versions: Sequence[Version],
+    *,
+    catalogue: Catalogue | None = None,
+    drivers: Sequence[str] | None = None,
+    max_devices: int = 4,
+) -> tuple[Config, Hints]:
+    """A config every one of ``versions`` accepts (as :func:`valid_configs` draws one,
+    some devices without an ``id``, so known by their address), and hints for it as
+    the oldest version dumps them, then made partial, mismatched and padded:
+
+    - partial: a device's entry dropped, or some of its properties;
+    - mismatched: a device's entry replaced by one of another driver, as the oldest
+      version dumps a device of that driver under the same identity;
+    - padded: entries for identities no device has, copies of the config's own
+      entries (so of drivers it has) under an ``absent-N`` id or a free address.
+
+    Shrinks towards one device with its id and its whole entry, and no padding.
+    """
+    cat = catalogue or active_catalogue()
+    oldest = min(versions)
+    choices = _drivers_in_all(cat, versions, drivers)
+    assume(choices)
+    drawn = draw(st.lists(_hinted_device(cat, choices, versions), min_size=1, max_size=max_devices))
+    devices: list[DeviceSpec] = []
+    used: set[int] = set()
+    for i, (driver, pairs, slot, anonymous, _, _) in enumerate(drawn):
+        addr = None if slot is None or slot in used else PciAddress(slot)
+        used.add(-1 if slot is None else slot)
+        ident = None if anonymous else f"dev{i}"
+        devices.append(_device(cat, driver, ident, addr, pairs, versions, i))
+    config = _accepted(Config(tuple(devices)), versions, cat)
+    addresses = assign_addresses(config)
+    dumped = {e.identity: e for e in dump_hints(config, oldest, catalogue=cat).entries}
+    out: dict[str, HintEntry] = {}
+    for spec, addr, (_, _, _, _, fate, detail) in zip(devices, addresses, drawn, strict=True):
+        entry = dumped[spec.id if spec.id is not None else str(addr)]
+        if fate == "keep":
+            out[entry.identity] = entry
+        elif fate == "partial":
+            kept = tuple((n, v) for n, v in entry.properties if n not in (detail or ()))
+            out[entry.identity] = HintEntry(entry.identity, entry.driver, kept)
+        elif fate == "mismatch":
+            out[entry.identity] = _entry_of(cat, detail, entry.identity, oldest)
+    free = [str(PciAddress(s)) for s in range(FIRST_SLOT, LAST_SLOT + 1)]
+    free = [a for a in free if a not in {str(a) for a in addresses}]
+    padding = draw(st.lists(st.tuples(st.sampled_from(sorted(dumped)), st.booleans()), max_size=3))
+    for k, (copied, by_address) in enumerate(padding):
+        identity = free.pop(0) if by_address and free else f"absent-{k}"
+        out[identity] = HintEntry(identity, dumped[copied].driver, dumped[copied].properties)
+    return config, Hints(oldest, tuple(out.values()))
+
+
+def _entry_of(cat: Catalogue, driver: str, identity: str, version: Version) -> HintEntry:
+    """The entry ``version`` dumps for a device of ``driver`` (its required properties
+    only) known as ``identity``."""
+    alone = Config(
+        (DeviceSpec(driver, identity, None, tuple(required_pairs(cat, driver, version, 0))),)
+    )
+    try:
+        (entry,) = dump_hints(alone, version, catalogue=cat).entries
+    except CompatlabError:
+        return HintEntry(identity, driver, ())
+    return entry
+
+
+@st.composite
+def with_sibling(
+    draw: st.DrawFn,
+    config: Config,
+    versions: Sequence[Version],
+    *,
+    catalogue: Catalogue | None = None,
+) -> Config:
+    """``config``, perhaps with one more device of a driver it already has (its
+    required properties only, the next free slot, id ``devN``), when every one of
+    ``versions`` takes it: two devices of one driver, of which hints made for
+    ``config`` know only one. Shrinks towards no extra device."""
+    cat = catalogue or active_catalogue()
+    n = len(config.devices)
+    index = draw(st.none() | st.integers(0, n - 1)) if n else None
+    if index is None:
+        return config
+    driver = config.devices[index].driver
+    extra = DeviceSpec(
+        driver, f"dev{n}", None, tuple(required_pairs(cat, driver, min(versions), n))
+    )
+    bigger = Config((*config.devices, extra))
+    try:
+        for v in versions:
+            realize(bigger, v, catalogue=cat)
+    except CompatlabError:
+        return config  # QEMU takes one such device per machine, or no slot is left
+    return bigger

@@ -27,7 +27,17 @@ from compatlab.invariants.registry import System
 from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.realize import Realized, realize, realize_resolved
-from compatlab.resolve import Resolved, ResolvedConfig, ResolvedDevice, Source, hints_of, resolve
+from compatlab.resolve import (
+    IgnoredHint,
+    IgnoredReason,
+    Resolved,
+    ResolvedConfig,
+    ResolvedDevice,
+    Source,
+    assign_addresses,
+    hints_of,
+    resolve,
+)
 from compatlab.versions import Version, active_versions
 
 Resolver = Callable[..., ResolvedConfig]
@@ -129,6 +139,95 @@ def resolve_matches_absent_hints_by_driver(
         return props
 
     return _map_devices(resolved, change)
+
+
+def _identities(config: Config) -> dict[str, str]:
+    """Each device's identity for hint matching, and its driver."""
+    return {
+        spec.id if spec.id is not None else str(addr): spec.driver
+        for spec, addr in zip(config.devices, assign_addresses(config), strict=True)
+    }
+
+
+def _resolve_as_if(
+    config: Config, version: Version | str, hints: Hints | None, used: Hints | None, **kw: Any
+) -> ResolvedConfig:
+    """Resolved with the ``used`` hints, but reporting what the real resolver reports
+    for ``hints``: a defect in what is used, not in what is said."""
+    said = resolve(config, version, hints=hints, **kw)
+    return replace(resolve(config, version, hints=used, **kw), ignored_hints=said.ignored_hints)
+
+
+def resolve_borrows_a_siblings_entry(
+    config: Config, version: Version | str, *, hints: Hints | None = None, **kw: Any
+) -> ResolvedConfig:
+    """A device the hints do not name takes the entry of another device of the config
+    with the same driver (matching on driver when the identity finds nothing)."""
+    if hints is None:
+        return resolve(config, version, **kw)
+    present = _identities(config)
+    entries = hints.by_identity()
+    borrowed = [
+        HintEntry(identity, lender.driver, lender.properties)
+        for identity, driver in present.items()
+        if identity not in entries
+        for lender in [
+            next((e for e in hints.entries if e.identity in present and e.driver == driver), None)
+        ]
+        if lender is not None
+    ]
+    used = Hints(hints.version, hints.entries + tuple(borrowed))
+    return _resolve_as_if(config, version, hints, used, **kw)
+
+
+def resolve_accepts_another_driver(
+    config: Config, version: Version | str, *, hints: Hints | None = None, **kw: Any
+) -> ResolvedConfig:
+    """An entry whose driver differs from the config's is used anyway, for the
+    properties the device has (and still reported as ignored)."""
+    if hints is None:
+        return resolve(config, version, **kw)
+    present = _identities(config)
+    used = Hints(
+        hints.version,
+        tuple(
+            HintEntry(e.identity, present.get(e.identity, e.driver), e.properties)
+            for e in hints.entries
+        ),
+    )
+    return _resolve_as_if(config, version, hints, used, **kw)
+
+
+def resolve_uses_no_entry(
+    config: Config, version: Version | str, *, hints: Hints | None = None, **kw: Any
+) -> ResolvedConfig:
+    """Hints are read and checked (and what does not match is reported), but no
+    entry is used: every device takes V's defaults."""
+    return _resolve_as_if(config, version, hints, None, **kw)
+
+
+def resolve_reports_nothing(
+    config: Config, version: Version | str, *, hints: Hints | None = None, **kw: Any
+) -> ResolvedConfig:
+    """Ignored hints are ignored silently: nothing reported."""
+    return replace(resolve(config, version, hints=hints, **kw), ignored_hints=())
+
+
+def resolve_one_reason_for_all(
+    config: Config, version: Version | str, *, hints: Hints | None = None, **kw: Any
+) -> ResolvedConfig:
+    """Every entry not used is reported as for a device not in the config, a replaced
+    device as a removed one."""
+    resolved = resolve(config, version, hints=hints, **kw)
+    return replace(
+        resolved,
+        ignored_hints=tuple(
+            IgnoredHint(h.identity, h.driver, IgnoredReason.NOT_IN_CONFIG, h.reason)
+            if h.kind is IgnoredReason.DRIVER_DIFFERS
+            else h
+            for h in resolved.ignored_hints
+        ),
+    )
 
 
 def resolve_without_history(
@@ -332,5 +431,6 @@ BROKEN: Mapping[str, System] = {
     "per-device-independence": with_resolver(resolve_leaks_properties),
     "guest-write-equivalence": System(realize=realize_dst_ignores_wmask),
     "model-matches-qemu": System(realize=realize_bumps_revision),
+    "hint-matching": with_resolver(resolve_borrows_a_siblings_entry),
 }
 """For each invariant, a system with one broken component that violates it."""

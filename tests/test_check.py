@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from compatlab.cli import main
+from compatlab.engine import run as engine_run
+from tests import broken
 
 
 def test_check_cli_writes_the_table_and_exit_codes(
@@ -92,6 +95,59 @@ def test_strict_and_the_summary_agree_on_what_failed(
     )
 
 
+# Each way a resolver can get hint matching wrong, and what hint-matching's failure says.
+WRONG_MATCHING = [
+    pytest.param(
+        broken.resolve_borrows_a_siblings_entry, "otherwise than with no hints", id="borrows"
+    ),
+    pytest.param(
+        broken.resolve_accepts_another_driver, "otherwise than with no hints", id="other-driver"
+    ),
+    pytest.param(broken.resolve_uses_no_entry, "the device's own entry", id="no-entry-used"),
+    pytest.param(broken.resolve_reports_nothing, "not reported as", id="reports-nothing"),
+    pytest.param(
+        broken.resolve_one_reason_for_all, "not reported as driver-differs", id="one-reason"
+    ),
+]
+
+
+def _check_hint_matching(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
+    monkeypatch.setenv("COMPATLAB_FAILURES_DIR", str(tmp_path / "failures"))
+    out = tmp_path / "runs"
+    args = ["check", "--profile", "ci", "--versions", "2.4,7.2,10.0", "--invariant",
+            "hint-matching", "--seed", "1", "-n", "1", "--out", str(out), "--no-report",
+            "--no-replay"]  # fmt: skip
+    code = main(args)
+    (run_dir,) = out.iterdir()
+    return code, pd.read_parquet(run_dir / "results.parquet")
+
+
+def test_check_hint_matching_passes_on_the_real_resolver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, table = _check_hint_matching(tmp_path, monkeypatch)
+    assert code == 0
+    assert list(table.status) == ["pass"] * 3  # three pairs
+    assert (table.examples > 0).all()
+
+
+@pytest.mark.parametrize(("resolver", "detail"), WRONG_MATCHING)
+def test_check_hint_matching_fails_on_a_wrong_resolver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolver: Any, detail: str
+) -> None:
+    """``check --invariant hint-matching`` with the engine's system swapped for one whose
+    resolver matches hints wrongly (``-n 1``: the run is in this process) exits 1, and
+    the failure it records says what went wrong."""
+    system = broken.with_resolver(resolver)
+    monkeypatch.setattr(engine_run, "System", lambda: system)
+    code, table = _check_hint_matching(tmp_path, monkeypatch)
+    assert code == 1
+    failed = table[table.status == "fail"]
+    assert len(failed) > 0
+    details = [json.loads(f)["detail"] for f in failed.failure]
+    assert any(detail in d for d in details), details
+
+
 PINNED = Path(__file__).resolve().parent / "data" / "check-dev-seed1.csv"
 
 
@@ -100,7 +156,10 @@ def test_the_results_table_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyP
     """``check --profile dev --seed 1`` on four versions gives the recorded table (timings
     aside). Recorded when the run engine replaced the three runners, and compared then
     with the old runner's table on the same selection: every row the same but
-    upgrade-chain's middle versions, which are now drawn per pair from the seed."""
+    upgrade-chain's middle versions, which are now drawn per pair from the seed.
+    hint-matching's six rows were added when it was registered, from the same
+    command's table, whose other rows were unchanged (a task's seed is a hash of what
+    it covers, so a new invariant leaves the others' runs as they were)."""
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     monkeypatch.setenv("COMPATLAB_FAILURES_DIR", str(tmp_path / "failures"))
     args = ["check", "--profile", "dev", "--seed", "1", "--versions", "5.2,9.0,9.1,10.0",

@@ -236,6 +236,7 @@ def test_hints_dump_show_and_realize(tmp_path: Path) -> None:
         {
             "identity": "gone",
             "driver": "e1000",
+            "kind": "not-in-config",
             "reason": "no device with this identity in the config",
         }
     ]

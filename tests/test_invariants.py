@@ -52,6 +52,9 @@ DESIGN_NAMES = (
     "guest-write-equivalence",
     "model-matches-qemu",
 )
+# Registered beside DESIGN.md §3's set: the machine-type view the release gate needs,
+# and hint matching (its resolution rules for partial, padded and mismatched hints).
+MORE_NAMES = ("machine-type-upgrade", "hint-matching")
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
@@ -83,9 +86,9 @@ def test_every_design_invariant_is_registered() -> None:
     assert not missing, f"DESIGN.md §3 invariants not registered: {missing}"
     for name in DESIGN_NAMES:
         assert names[name].statement.strip(), name
-    # The suite is DESIGN.md §3's set and the machine-type view the release gate
-    # needs; the binary gate's invariant is registered outside it.
-    assert set(names) == {*DESIGN_NAMES, "machine-type-upgrade"}
+    # The suite is DESIGN.md §3's set and MORE_NAMES; the binary gate's invariant is
+    # registered outside it.
+    assert set(names) == {*DESIGN_NAMES, *MORE_NAMES}
     assert "binaries-agree" not in names and get("binaries-agree").suite is False
 
 
@@ -171,7 +174,7 @@ WHERE_STABLE: list[tuple[str, tuple[str, ...], tuple[Version, ...]]] = [
 
 HOLDS = [
     pytest.param(name, drivers, versions, id=f"{name}-{label}")
-    for name in (*DESIGN_NAMES, "machine-type-upgrade")
+    for name in (*DESIGN_NAMES, *MORE_NAMES)
     if name != "model-matches-qemu"
     for label, drivers, versions in (
         WHERE_STABLE if name in ACROSS_UPGRADE else [("all-drivers", None, ALL_VERSIONS)]
@@ -310,6 +313,27 @@ BREAKAGES = [
     Breakage(
         "guest-write-equivalence", "destination-ignores-wmask", ("2.4", "10.0"), STABLE, 1,
         "one write",
+    ),
+    Breakage("hint-matching", "borrows-a-siblings-entry", ("2.4", "10.0"), None, 2),
+    Breakage(
+        "hint-matching", "accepts-another-driver", ("2.4", "10.0"), None, 1, "",
+        broken.with_resolver(broken.resolve_accepts_another_driver),
+    ),
+    Breakage(
+        "hint-matching", "absent-hints-matched-by-driver", ("2.4", "10.0"), None, 1, "",
+        broken.with_resolver(broken.resolve_matches_absent_hints_by_driver),
+    ),
+    Breakage(
+        "hint-matching", "uses-no-entry", ("2.4", "10.0"), None, 1, "",
+        broken.with_resolver(broken.resolve_uses_no_entry),
+    ),
+    Breakage(
+        "hint-matching", "reports-nothing", ("2.4", "10.0"), None, 1, "",
+        broken.with_resolver(broken.resolve_reports_nothing),
+    ),
+    Breakage(
+        "hint-matching", "one-reason-for-all", ("2.4", "10.0"), None, 1, "",
+        broken.with_resolver(broken.resolve_one_reason_for_all),
     ),
 ]  # fmt: skip
 

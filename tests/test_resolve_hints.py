@@ -8,7 +8,7 @@ from compatlab.config import Config, parse_device_string
 from compatlab.errors import HintsVersionError, UnknownVersionError
 from compatlab.hints import Hints, decode, encode
 from compatlab.realize import realize
-from compatlab.resolve import Source, dump_hints, resolve
+from compatlab.resolve import IgnoredReason, Source, dump_hints, resolve
 from compatlab.versions import Version
 
 
@@ -74,6 +74,7 @@ def test_hints_for_absent_devices_are_ignored_and_reported() -> None:
     resolved = resolve(NET, "10.0", hints=hints)
     assert [(h.identity, h.driver) for h in resolved.ignored_hints] == [("gone", "e1000")]
     assert "no device" in resolved.ignored_hints[0].reason
+    assert resolved.ignored_hints[0].kind is IgnoredReason.NOT_IN_CONFIG
 
 
 def test_a_hint_with_another_driver_is_ignored_and_reported() -> None:
@@ -82,6 +83,7 @@ def test_a_hint_with_another_driver_is_ignored_and_reported() -> None:
     (ignored,) = resolved.ignored_hints
     assert (ignored.identity, ignored.driver) == ("net0", "e1000")
     assert "virtio-net-pci" in ignored.reason
+    assert ignored.kind is IgnoredReason.DRIVER_DIFFERS
     sources = {r.source for n, r in resolved.devices[0].properties.items() if n != "netdev"}
     assert sources == {Source.DEFAULT}
 
@@ -116,6 +118,7 @@ def test_a_hinted_value_that_no_longer_fits_takes_its_history() -> None:
     assert (msi.value, msi.source) == ("auto", Source.HISTORY)
     (ignored,) = resolved.ignored_hints
     assert "msi=1" in ignored.reason and "does not fit" in ignored.reason
+    assert ignored.kind is IgnoredReason.VALUE_DOES_NOT_FIT
 
 
 def test_same_version_round_trip_through_the_file_format() -> None:

@@ -136,7 +136,10 @@ def _print_realized_text(doc: dict[str, Any]) -> None:
             for name, p in explicit.items():
                 print(f"    {name} = {p['value']} ({p['source']})")
     for ignored in doc["ignored_hints"]:
-        print(f"\nignored hint {ignored['identity']} ({ignored['driver']}): {ignored['reason']}")
+        print(
+            f"\nignored hint {ignored['identity']} ({ignored['driver']}, {ignored['kind']}): "
+            f"{ignored['reason']}"
+        )
 
 
 # -- hints ----------------------------------------------------------------------------

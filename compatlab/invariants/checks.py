@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from hypothesis import strategies as st
@@ -9,15 +12,28 @@ from hypothesis import strategies as st
 from compatlab.catalogue import active_catalogue
 from compatlab.catalogue.model import POINTER_WITHOUT_STATUS
 from compatlab.config import Config, DeviceSpec
-from compatlab.errors import CompatlabError
+from compatlab.errors import CompatlabError, PropertyParseError
 from compatlab.hints import HintEntry, Hints
 from compatlab.invariants.registry import Case, Scope, System, fail, get, invariant
 from compatlab.pci import regs
 from compatlab.pci.config_space import ConfigSpace
-from compatlab.resolve import Source, assign_addresses, dump_hints
+from compatlab.resolve import (
+    IgnoredReason,
+    Resolved,
+    ResolvedDevice,
+    Source,
+    assign_addresses,
+    dump_hints,
+)
 from compatlab.versions import Version, active_versions
 from strategies.hints import arbitrary_hints
-from strategies.suite import guest_writes, hint_variations, valid_configs
+from strategies.suite import (
+    guest_writes,
+    hint_variations,
+    hinted_configs,
+    valid_configs,
+    with_sibling,
+)
 
 # -- shared helpers -----------------------------------------------------------------
 
@@ -202,6 +218,159 @@ def absent_device_hints_ignored(case: Case, system: System) -> None:
         raise fail(
             case, "absent-device-hints-ignored", f"not reported as ignored: {sorted(missing)}"
         )
+
+
+@st.composite
+def _matching_cases(draw: st.DrawFn, versions: tuple[Version, ...], scope: Scope) -> Case:
+    """A config (some devices known by their address) with hints dumped on U and made
+    partial, padded and mismatched, and perhaps one more device of a driver the
+    config has, which the hints never saw."""
+    valid_on = versions[:-1] if scope.last_may_refuse else versions
+    config, hints = draw(hinted_configs(valid_on, drivers=scope.drivers))
+    return Case(versions, draw(with_sibling(config, valid_on)), {"hints": hints})
+
+
+def _shown(r: Resolved | None) -> str:
+    return "absent" if r is None else f"{r.value!r} ({r.source})"
+
+
+def _uses_its_entry(case: Case, spec: DeviceSpec, dev: ResolvedDevice, entry: HintEntry) -> None:
+    """Rules 2 and 3 for a device with its own entry: every property C leaves unset
+    takes the entry's value, or, where the entry has none or one the property can no
+    longer hold, its history at the entry's version (never V's default)."""
+    (_, new) = case.versions
+    cat = active_catalogue()
+    props = cat.properties(dev.driver, new)
+    history = cat.all_values_at(dev.driver, case.extra["hints"].version, as_of=new)
+    explicit = spec.props
+    hinted = entry.props
+    for name, r in dev.properties.items():
+        if name in explicit:
+            continue
+        want = Resolved(history.get(name), Source.HISTORY)
+        if name in hinted:
+            raw = hinted[name]
+            # A value that no longer fits keeps its history (and is reported).
+            with contextlib.suppress(PropertyParseError):
+                want = Resolved(None if raw is None else props[name].type.parse(raw), Source.HINT)
+        if r != want:
+            raise fail(
+                case,
+                "hint-matching",
+                f"{name} does not come from the device's own entry",
+                device=dev.identity,
+                driver=dev.driver,
+                expected=_shown(want),
+                actual=_shown(r),
+            )
+
+
+def _ignored_as_it_should(
+    case: Case, hints: Hints, drivers: Mapping[str, str], own: Mapping[str, HintEntry], got: Any
+) -> None:
+    """Every entry not used is reported once, with its own reason, and nothing else is
+    but a value of a used entry that no longer fits."""
+    want = sorted(
+        (e.identity, e.driver, IgnoredReason.NOT_IN_CONFIG)
+        if e.identity not in drivers
+        else (e.identity, e.driver, IgnoredReason.DRIVER_DIFFERS)
+        for e in hints.entries
+        if e.identity not in own
+    )
+    reported = sorted(
+        (h.identity, h.driver, h.kind)
+        for h in got.ignored_hints
+        if h.kind is not IgnoredReason.VALUE_DOES_NOT_FIT
+    )
+    misfits = [
+        (h.identity, h.driver, h.kind)
+        for h in got.ignored_hints
+        if h.kind is IgnoredReason.VALUE_DOES_NOT_FIT
+        and (h.identity not in own or own[h.identity].driver != h.driver)
+    ]
+    missing = list((Counter(want) - Counter(reported)).elements())
+    wrong = list((Counter(reported) - Counter(want)).elements()) + misfits
+    if not missing and not wrong:
+        return
+    ident, driver, kind = missing[0] if missing else wrong[0]
+    said = (
+        "not reported as" if missing else "reported again as" if wrong[0] in want else "reported as"
+    )
+    raise fail(
+        case,
+        "hint-matching",
+        f"hint {ident} ({driver}) {said} {kind}",
+        device=ident,
+        driver=drivers.get(ident),
+        expected=", ".join(f"{i} ({d}): {k}" for i, d, k in want) or "none",
+        actual=", ".join(f"{i} ({d}): {k}" for i, d, k in reported) or "none",
+    )
+
+
+@invariant(
+    "hint-matching",
+    statement="a hint entry applies only to the device with its identity (id, else address) "
+    "and driver: with partial hints a device without its own entry resolves as with no hints "
+    "(never from another device's entry, even of its driver); entries for devices not in C "
+    "change nothing and are each reported not-in-config; an entry whose driver differs from "
+    "C's is not used and is reported driver-differs",
+    arity=2,
+    strategy=lambda versions, scope: _matching_cases(versions, scope),
+)
+def hint_matching(case: Case, system: System) -> None:
+    _, new = case.versions
+    name = "hint-matching"
+    hints: Hints = case.extra["hints"]
+    entries = hints.by_identity()
+    specs = case.config.devices
+    identities = [
+        s.id if s.id is not None else str(a)
+        for s, a in zip(specs, assign_addresses(case.config), strict=True)
+    ]
+    drivers = dict(zip(identities, (s.driver for s in specs), strict=True))
+    own = {i: entries[i] for i, d in drivers.items() if i in entries and entries[i].driver == d}
+    # Each device resolves as with no hints, or as with its own entry alone.
+    loads: list[dict[str, Any]] = [{}, {"hints": Hints(hints.version, tuple(own.values()))}]
+    what = ("with no hints", "with its own entry alone")
+    given = system.resolve(case.config, new, hints=hints)
+    wants = [system.resolve(case.config, new, **kw).devices for kw in loads]
+    for k, (spec, ident, dev) in enumerate(zip(specs, identities, given.devices, strict=True)):
+        entry = own.get(ident)
+        mine = int(entry is not None)
+        want = wants[mine][k]
+        for prop in sorted(set(dev.properties) | set(want.properties)):
+            if dev.properties.get(prop) != want.properties.get(prop):
+                raise fail(
+                    case,
+                    name,
+                    f"{prop} resolves otherwise than {what[mine]}",
+                    device=ident,
+                    driver=spec.driver,
+                    expected=_shown(want.properties.get(prop)),
+                    actual=_shown(dev.properties.get(prop)),
+                )
+        if entry is not None:
+            _uses_its_entry(case, spec, dev, entry)
+    realized = system.realize(case.config, new, hints=hints).devices
+    spaces = [system.realize(case.config, new, **kw).devices for kw in loads]
+    for k, (ident, got) in enumerate(zip(identities, realized, strict=True)):
+        mine = int(ident in own)
+        exp = spaces[mine][k]
+        diff = _first_difference(exp.space, got.space)
+        if diff is not None:
+            array, offset = diff
+            raise fail(
+                case,
+                name,
+                f"{array} differs at {offset:#04x} from the device {what[mine]}",
+                device=ident,
+                driver=drivers[ident],
+                offset=offset,
+                expected=f"{getattr(exp.space, array)[offset]:02x}",
+                actual=f"{getattr(got.space, array)[offset]:02x}",
+                space=got.space.config,
+            )
+    _ignored_as_it_should(case, hints, drivers, own, given)
 
 
 @invariant(
