@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -124,6 +125,10 @@ Strategy = Callable[[tuple[Version, ...], "Scope"], st.SearchStrategy[Case]]
 Check = Callable[[Case, System], None]
 Examples = Callable[[tuple[Version, ...], "Scope"], list[Case]]
 """Cases an invariant always tries first, before generated ones."""
+Recorded = Callable[[tuple[Version, ...], "Scope", Path], list[Case]]
+"""Cases a real QEMU answered once, recorded under a captures folder
+(``corpora/qemu``), each carrying its recorded answer: the evidence a real-QEMU
+invariant checks when no installed binary answers for its versions."""
 Destination = Callable[[Case, System], Mapping[str, Any]]
 """How an invariant loads the case on its upgraded version: the keyword arguments
 of ``realize``/``resolve`` there (``hints=…`` or ``defaults_at=…``), built with the
@@ -157,6 +162,9 @@ class Invariant:
     #: Whether ``compatlab check`` runs it by default (the binary gate's invariant
     #: needs two binaries to be named, so it is run by the gate only).
     suite: bool = True
+    #: The recorded cases that stand in for a live QEMU when none answers (None:
+    #: without a binary the invariant has no evidence, and its task is skipped).
+    recorded: Recorded | None = None
 
     def run(self, case: Case, system: System | None = None) -> None:
         self.check(case, system or System())
@@ -182,10 +190,13 @@ def invariant(
     destination: Destination | None = None,
     examples: Examples | None = None,
     suite: bool = True,
+    recorded: Recorded | None = None,
 ) -> Callable[[Check], Check]:
     """Register ``check`` as invariant ``name``; ``destination`` says how it loads a
     case on the upgraded version (see :meth:`Invariant.upgraded`), ``examples``
-    which cases it tries first, and ``suite`` whether ``check`` runs it by default."""
+    which cases it tries first, ``suite`` whether ``check`` runs it by default, and
+    ``recorded`` (for one with ``needs_qemu``) the recorded cases it checks instead
+    when no QEMU answers."""
 
     def register(check: Check) -> Check:
         if name in _REGISTRY:
@@ -193,7 +204,16 @@ def invariant(
         if arity not in (1, 2, 3):
             raise CatalogueError(f"invariant {name!r}: arity must be 1, 2 or 3")
         _REGISTRY[name] = Invariant(
-            name, statement, arity, strategy, check, needs_qemu, destination, examples, suite
+            name,
+            statement,
+            arity,
+            strategy,
+            check,
+            needs_qemu,
+            destination,
+            examples,
+            suite,
+            recorded,
         )
         return check
 
