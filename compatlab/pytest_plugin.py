@@ -112,6 +112,7 @@ class Selection:
 class _State:
     selection: Selection
     findings: str
+    captures: str
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -178,7 +179,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # from Hypothesis' defaults so "dev" means the same in CI and out of it.
     settings.load_profile("default")
     profiles.load(profile)
-    state = _State(selection, str(config.rootpath / paths.findings_file()))
+    state = _State(
+        selection,
+        str(config.rootpath / paths.findings_file()),
+        str(config.rootpath / paths.captures_dir()),
+    )
     config.stash[_STATE] = state
     config.pluginmanager.register(_Results(state), "compatlab-results")
 
@@ -208,7 +213,11 @@ def tasks(state: _State) -> list[Task]:
             invariants=sel.invariants,
             versions=sel.versions,
             context=Context(
-                profile=sel.profile, seed=sel.seed, findings=state.findings, run_id="pytest"
+                profile=sel.profile,
+                seed=sel.seed,
+                findings=state.findings,
+                captures=state.captures,
+                run_id="pytest",
             ),
             devices=sel.drivers or (None,),
         )

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from compatlab.oracles.capture import CaptureRecord, read_corpus, write_records
+from compatlab.errors import CorpusError
+from compatlab.oracles.capture import (
+    CaptureRecord,
+    read_corpus,
+    recorded_captures,
+    write_records,
+)
 from compatlab.oracles.compare import byte_diff, check_record
 from compatlab.oracles.qemu import BatchResult, QemuBinary, Slot, _error_lines, backend_args
 from compatlab.versions import Version
@@ -35,6 +41,45 @@ def test_write_probes_round_trip() -> None:
         (("ff" * 256, "00" * 256),),
     )
     assert CaptureRecord.from_json(rec.to_json()) == rec
+
+
+def test_recorded_captures_of_a_machine_type_keep_what_a_probe_does_not_repeat(
+    tmp_path: Path,
+) -> None:
+    """Every line for the machine type, from every binary's folder, with where it is;
+    a plain line is left out only where a write-probe line of the same config by the
+    same binary holds the same bytes."""
+    space, other = "00" * 256, "01" + "00" * 255
+    probe = (("ff" * 256, "00" * 256),)
+    e1000 = ("e1000,addr=02.0",)
+    probed = CaptureRecord("7.2", "7.2.22", "5.0", e1000, (space,), None, probe)
+    repeated = CaptureRecord("7.2", "7.2.22", "5.0", e1000, (space,))
+    differs = CaptureRecord("7.2", "7.2.22", "5.0", e1000, (other,))
+    by_other_binary = CaptureRecord("10.0", "10.0.2", "5.0", e1000, (space,))
+    refused = CaptureRecord("7.2", "7.2.22", "5.0", ("e1000,addr=02.0,x=1",), error="nope")
+    elsewhere = CaptureRecord("7.2", "7.2.22", "5.1", e1000, (space,))
+    write_records(tmp_path / "7.2" / "e1000.jsonl", [repeated, differs, refused, elsewhere])
+    write_records(tmp_path / "7.2" / "writes" / "e1000.jsonl", [probed])
+    write_records(tmp_path / "10.0" / "e1000.jsonl", [by_other_binary])
+    found = recorded_captures(tmp_path, Version(5, 0))
+    assert found == [
+        ("10.0/e1000.jsonl:1", by_other_binary),
+        ("7.2/e1000.jsonl:2", differs),
+        ("7.2/e1000.jsonl:3", refused),
+        ("7.2/writes/e1000.jsonl:1", probed),
+    ]
+    assert recorded_captures(tmp_path, Version(5, 1)) == [("7.2/e1000.jsonl:4", elsewhere)]
+    assert recorded_captures(tmp_path, Version(7, 2)) == []
+
+
+def test_a_malformed_recorded_capture_names_its_file_and_line(tmp_path: Path) -> None:
+    good = CaptureRecord("7.2", "7.2.22", "5.0", ("e1000,addr=02.0",), ("00" * 256,))
+    path = tmp_path / "7.2" / "e1000.jsonl"
+    write_records(path, [good])
+    with path.open("a") as fh:
+        fh.write('{"binary": "7.2", "machine": "5.0", "devices": []}\n')
+    with pytest.raises(CorpusError, match=rf"{path}:2: not a capture record \('devices'"):
+        recorded_captures(tmp_path, Version(5, 0))
 
 
 def test_model_write_probe_shows_bar_sizes() -> None:

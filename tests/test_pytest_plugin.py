@@ -265,17 +265,21 @@ engine._qemu_binaries = lambda: ()  # as if no QEMU binary were installed
 
 
 @pytest.mark.parametrize("required", [False, True], ids=["optional", "required"])
-def test_qemu_items_skip_without_a_binary(
+def test_qemu_items_skip_without_a_binary_or_a_recorded_capture(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: bool
 ) -> None:
     pytester.makeconftest(QEMU_SKIP_CONFTEST)
+    monkeypatch.setenv("COMPATLAB_CORPORA", str(pytester.mkdir("no-data")))
     if required:
         monkeypatch.setenv("COMPATLAB_REQUIRE_QEMU", "1")
     result = run(
         pytester, "--compatlab", "--compatlab-versions", "2.4", "--compatlab-invariant",
         "model-matches-qemu", "-rsf",
     )  # fmt: skip
-    reason = "*model-matches-qemu needs a QEMU binary offering pc-i440fx-2.4 (found: none)*"
+    reason = (
+        "*model-matches-qemu needs a QEMU binary offering pc-i440fx-2.4 (found: none)*"
+        "(no recorded capture under *no-data/qemu covers it)*"
+    )
     if required:
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"real QEMU is mandatory here: {reason[1:]}"])
@@ -284,3 +288,19 @@ def test_qemu_items_skip_without_a_binary(
         result.assert_outcomes(skipped=1)
         result.stdout.fnmatch_lines([reason])
         assert summary_row(result, "model-matches-qemu")[:6] == [1, 0, 0, 0, 1, 0]
+
+
+def test_qemu_items_check_the_recorded_captures_without_a_binary(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin runs what ``check`` runs: with no binary, the captures shipped with
+    the package are the evidence (every one for the version and type: many examples)."""
+    pytester.makeconftest(QEMU_SKIP_CONFTEST)
+    monkeypatch.delenv("COMPATLAB_CORPORA", raising=False)
+    result = run(
+        pytester, "--compatlab", "--compatlab-versions", "2.5", "--compatlab-invariant",
+        "model-matches-qemu", "--compatlab-device", "e1000",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    items, passed, *_, examples = summary_row(result, "model-matches-qemu")
+    assert (items, passed) == (1, 1) and examples > 1

@@ -505,6 +505,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             seed=seed,
             # Absolute, not resolved: a symlink loop is the reader's to refuse.
             findings=os.path.abspath(findings),
+            captures=os.path.abspath(paths.captures_dir()),
             failures_dir=os.path.abspath(failures),
             database=os.path.abspath(profiles.DATABASE_DIR),
             run_id=run_id,

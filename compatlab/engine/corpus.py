@@ -151,10 +151,14 @@ def explaining(findings: Iterable[Finding], failure: Failure) -> Finding | None:
 
 
 def _extra_to_json(extra: Mapping[str, Any]) -> dict[str, Any]:
+    from compatlab.oracles.capture import CaptureRecord
+
     out: dict[str, Any] = {}
     for key, value in extra.items():
         if isinstance(value, Hints):
             out[key] = {"hints": encode(value).hex()}
+        elif isinstance(value, CaptureRecord):
+            out[key] = {"capture": value.to_json()}
         elif isinstance(value, list | tuple):
             out[key] = [list(v) if isinstance(v, tuple) else v for v in value]
         else:
@@ -172,11 +176,23 @@ def _extra_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
                 out[key] = decode(bytes.fromhex(blob))
             except ValueError:
                 raise _Malformed(f"extra.{key}.hints is not hex") from None
+        elif isinstance(value, dict) and "capture" in value:
+            out[key] = _capture(value["capture"], f"extra.{key}.capture")
         elif key == "writes":
             out[key] = [tuple(v) for v in _writes(value)]
         else:
             out[key] = value
     return out
+
+
+def _capture(value: Any, where: str) -> Any:
+    """The capture record a case held (a recorded real-QEMU answer)."""
+    from compatlab.oracles.capture import CaptureRecord, capture_problem
+
+    problem = capture_problem(value)
+    if problem is not None:
+        raise _Malformed(f"{where}: not a capture record ({problem})")
+    return CaptureRecord.from_json(value)
 
 
 def _writes(value: Any) -> list[list[int]]:

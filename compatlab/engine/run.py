@@ -168,10 +168,7 @@ def _qemu_missing(task: Task, machine: Version) -> str | None:
         if not lost:
             return None
         return f"{task.invariant} needs QEMU {' and '.join(lost)} (found: {have}); {hint}"
-    # Only a release the catalogue covers can answer for the model (model-matches-qemu
-    # picks among those); a newer one offering old machine types does not count.
-    known = active_versions()
-    if any(machine in machines and version in known for _, version, machines in binaries):
+    if _answering(machine) is not None:
         return None
     newer = [release for release, _, machines in binaries if machine in machines]
     why = f" ({', '.join(newer)} offers it but is newer than the catalogue)" if newer else ""
@@ -179,6 +176,32 @@ def _qemu_missing(task: Task, machine: Version) -> str | None:
         f"{task.invariant} needs a QEMU binary offering {machine.machine_type} "
         f"(found: {have}){why}; {hint}"
     )
+
+
+def _answering(machine: Version) -> str | None:
+    """The release of the binary that answers for the model on ``machine``: the
+    oldest that offers it among the releases the catalogue covers (model-matches-qemu
+    picks it so); a newer one offering old machine types does not count."""
+    known = active_versions()
+    return next(
+        (
+            release
+            for release, version, machines in _qemu_binaries()
+            if machine in machines and version in known
+        ),
+        None,
+    )
+
+
+def _recorded(
+    inv: Invariant, task: Task, versions: tuple[Version, ...], scope: Scope
+) -> list[Case]:
+    """The recorded cases that stand in for a live QEMU on this task (none without a
+    captures folder, or for an invariant that has no recorded evidence)."""
+    captures = task.context.captures
+    if inv.recorded is None or captures is None or not Path(captures).is_dir():
+        return []
+    return inv.recorded(versions, scope, Path(captures))
 
 
 def _settings(task: Task) -> Any:
@@ -251,19 +274,6 @@ def _run(
         elapsed = time.perf_counter() - start
         return Outcome(task, status, examples, elapsed, notes=tuple(notes.values()), **kw)
 
-    if inv.needs_qemu:
-        try:
-            missing = _qemu_missing(task, versions[0])
-        except OracleError as exc:
-            return done(Status.ERROR, note=f"oracle error: {exc}")
-        if missing is not None:
-            return done(Status.SKIP, note=missing)
-
-    def excused(case: Case) -> bool:
-        if excuse is not None and excuse(case):
-            return True
-        return task.excuse_inherited and released is not None and inherited(inv, case, released)
-
     oracles = task.context.oracles
     scope = Scope(
         drivers=task.drivers,
@@ -271,6 +281,35 @@ def _run(
         binaries=None if oracles is None else (oracles.baseline, oracles.candidate),
         machines=None if oracles is None else tuple(map(Version.parse, oracles.machines)),
     )
+    # A real-QEMU invariant runs on what an installed binary answers; without one,
+    # on the captures recorded for its versions (every one, nothing generated); with
+    # neither it has no evidence and is skipped. One that can take either kind of
+    # evidence says in its result which it had.
+    recorded: list[Case] | None = None
+    evidence: str | None = None
+    if inv.needs_qemu:
+        try:
+            missing = _qemu_missing(task, versions[0])
+        except OracleError as exc:
+            return done(Status.ERROR, note=f"oracle error: {exc}")
+        if missing is not None:
+            recorded = _recorded(inv, task, versions, scope)
+            if not recorded:
+                where = task.context.captures
+                why = f"under {where}" if where is not None else "given"
+                return done(Status.SKIP, note=f"{missing} (no recorded capture {why} covers it)")
+            evidence = (
+                f"recorded evidence: {len(recorded)} captures under {task.context.captures} "
+                "(no QEMU binary answers)"
+            )
+        elif inv.recorded is not None:
+            evidence = f"live evidence: QEMU {_answering(versions[0])}"
+
+    def excused(case: Case) -> bool:
+        if excuse is not None and excuse(case):
+            return True
+        return task.excuse_inherited and released is not None and inherited(inv, case, released)
+
     strategy = inv.strategy(versions, scope)
     explicit = inv.examples(versions, scope) if inv.examples is not None else []
     base = _settings(task)
@@ -325,13 +364,21 @@ def _run(
             if replayed is not None:
                 with suppress(InputError):
                     attempt(replayed)
-            search(shrink=False)
+            if recorded is not None:
+                for evidence_case in recorded:
+                    attempt(evidence_case)
+            else:
+                search(shrink=False)
         except Violation as first:
             known = explaining(findings, first.failure)
             if known is not None:
                 return done(Status.KNOWN, failure=first.failure, note=known.reason)
-            # A shared counterexample is minimal already.
-            if not task.shrink or (replayed is not None and found[-1] is replayed):
+            # A shared counterexample is minimal already, a recorded one as QEMU ran it.
+            if (
+                not task.shrink
+                or recorded is not None
+                or (replayed is not None and found[-1] is replayed)
+            ):
                 raise
             searched_again = True
             search(shrink=True)
@@ -344,7 +391,7 @@ def _run(
         shared = task.replay if replayed is not None and case is replayed else None
         promoted = None
         # The corpus keeps minimal cases: a first failure as found is not one.
-        final = searched_again or shared is not None
+        final = searched_again or shared is not None or recorded is not None
         if case is not None and final and task.context.failures_dir is not None:
             path = promote(
                 inv.name,
@@ -361,7 +408,7 @@ def _run(
             case=case,
             shrunk=searched_again and Phase.shrink in base.phases,
             shared_from=None if shared is None else shared.found_by,
-            note=None
+            note=evidence
             if shared is None
             else f"counterexample found and shrunk by {shared.found_by}",
         )
@@ -369,7 +416,7 @@ def _run(
         return done(Status.ERROR, note=f"oracle error: {abort.error}")
     except Exception as exc:  # a defect in a check or the model: keep going, say so
         return done(Status.ERROR, note=f"{type(exc).__name__}: {exc}")
-    return done(Status.PASS)
+    return done(Status.PASS, note=evidence)
 
 
 class _OracleAbort(BaseException):

@@ -78,7 +78,8 @@ class Oracles:
 class Context:
     """What every task of one run shares: how it searches (profile, base seed and an
     example ``budget`` overriding the profile's), what it runs on (catalogue,
-    oracles), where it keeps what it finds, and how it treats a newest version that
+    oracles, and the recorded captures that stand in for a missing oracle), where it
+    keeps what it finds, and how it treats a newest version that
     refuses (``last_may_refuse``) or a violation the released history already has
     (``excuse_inherited``): both the candidate gate's rules, applied to tasks that
     span more than one version."""
@@ -89,6 +90,9 @@ class Context:
     catalogue: CatalogueRef = BUILTIN
     oracles: Oracles | None = None
     findings: str | None = None
+    #: The recorded real-QEMU captures (``corpora/qemu``) a real-QEMU invariant
+    #: checks when no installed binary answers (None: none, such a task is skipped).
+    captures: str | None = None
     failures_dir: str | None = None
     database: str | None = None
     last_may_refuse: bool = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
@@ -128,6 +129,10 @@ Check = Callable[[Case, System], None]
 Examples = Callable[[tuple[Version, ...], "Scope"], list[Case]]
 """Cases an invariant always tries first, before generated ones."""
 Applies = Callable[["Catalogue", tuple[Version, ...]], bool]
+Recorded = Callable[[tuple[Version, ...], "Scope", Path], list[Case]]
+"""Cases a real QEMU answered once, recorded under a captures folder
+(``corpora/qemu``), each carrying its recorded answer: the evidence a real-QEMU
+invariant checks when no installed binary answers for its versions."""
 Destination = Callable[[Case, System], Mapping[str, Any]]
 """How an invariant loads the case on its upgraded version: the keyword arguments
 of ``realize``/``resolve`` there (``hints=…`` or ``defaults_at=…``), built with the
@@ -164,6 +169,9 @@ class Invariant:
     #: Whether it has anything to check on a version tuple of a catalogue (None:
     #: always); the planner leaves the others out.
     applies: Applies | None = None
+    #: The recorded cases that stand in for a live QEMU when none answers (None:
+    #: without a binary the invariant has no evidence, and its task is skipped).
+    recorded: Recorded | None = None
 
     def run(self, case: Case, system: System | None = None) -> None:
         self.check(case, system or System())
@@ -190,11 +198,14 @@ def invariant(
     examples: Examples | None = None,
     suite: bool = True,
     applies: Applies | None = None,
+    recorded: Recorded | None = None,
 ) -> Callable[[Check], Check]:
     """Register ``check`` as invariant ``name``; ``destination`` says how it loads a
     case on the upgraded version (see :meth:`Invariant.upgraded`), ``examples``
-    which cases it tries first, ``suite`` whether ``check`` runs it by default and
-    ``applies`` on which version tuples it has something to check."""
+    which cases it tries first, ``suite`` whether ``check`` runs it by default,
+    ``applies`` on which version tuples it has something to check, and
+    ``recorded`` (for one with ``needs_qemu``) the recorded cases it checks instead
+    when no QEMU answers."""
 
     def register(check: Check) -> Check:
         if name in _REGISTRY:
@@ -212,6 +223,7 @@ def invariant(
             examples,
             suite,
             applies,
+            recorded,
         )
         return check
 

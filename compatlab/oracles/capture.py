@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -101,25 +102,89 @@ def read_corpus(path: str | Path) -> Iterator[CaptureRecord]:
     capture record (not JSON, nested too deep, a key missing or of the wrong kind) is
     a :class:`~compatlab.errors.CorpusError` naming the file, the line and the key."""
     from compatlab.errors import CorpusError
-    from compatlab.inputs import loads_json, read_text
+    from compatlab.inputs import read_text
 
     text = read_text(path, what="capture corpus", error=CorpusError)
     for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
-            where = f"{path}:{number}"
-            data = loads_json(line, where, what="capture record", error=CorpusError)
-            problem = _record_problem(data)
-            if problem is not None:
-                raise CorpusError(f"{where}: not a capture record ({problem})")
-            yield CaptureRecord.from_json(data)
+            yield _record_of(line, f"{path}:{number}")
+
+
+def _record_of(line: str, where: str) -> CaptureRecord:
+    """The capture record on one corpus line (``where`` names it in errors)."""
+    from compatlab.errors import CorpusError
+    from compatlab.inputs import loads_json
+
+    data = loads_json(line, where, what="capture record", error=CorpusError)
+    problem = capture_problem(data)
+    if problem is not None:
+        raise CorpusError(f"{where}: not a capture record ({problem})")
+    return CaptureRecord.from_json(data)
+
+
+def recorded_captures(folder: str | Path, machine: Version) -> list[tuple[str, CaptureRecord]]:
+    """Every capture recorded under ``folder`` (a captures folder such as
+    ``corpora/qemu``: one folder per binary, write probes in its ``writes/``) on
+    machine type ``machine``, with where it is (``7.2/writes/e1000.jsonl:12``), in
+    file order. A plain capture is left out when a write-probe capture of the same
+    config by the same binary shows the same bytes or refusal: that one says as
+    much, and what guest writes do besides. A malformed line is a
+    :class:`~compatlab.errors.CorpusError` naming its file and line."""
+    root = Path(folder)
+    records = [
+        (where, _record_of(line, str(root / where))) for where, line in _lines(str(root), machine)
+    ]
+    probed = {
+        (r.binary, r.devices, r.config_space, r.error)
+        for _, r in records
+        if r.write_probe is not None
+    }
+    return [
+        (where, r)
+        for where, r in records
+        if r.write_probe is not None or (r.binary, r.devices, r.config_space, r.error) not in probed
+    ]
+
+
+def _lines(folder: str, machine: Version) -> tuple[tuple[str, str], ...]:
+    return _lines_by_machine(folder).get(str(machine), ())
+
+
+@cache
+def _lines_by_machine(folder: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The lines of every corpus file under ``folder`` by machine type, each with
+    where it is; read once per process (a whole sweep set is some 50,000 lines: kept
+    as text, each parsed and checked when its machine type is asked for)."""
+    from compatlab.errors import CorpusError
+    from compatlab.inputs import read_text
+
+    root = Path(folder)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path in sorted(root.rglob("*.jsonl")):
+        text = read_text(path, what="capture corpus", error=CorpusError)
+        name = path.relative_to(root).as_posix()
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            where = f"{name}:{number}"
+            try:  # a first look only: the line is read in full when it is used
+                machine = json.loads(line).get("machine")
+            except (ValueError, AttributeError, RecursionError):
+                machine = None
+            if not isinstance(machine, str):
+                _record_of(line, f"{path}:{number}")  # raises, saying what is wrong
+                raise CorpusError(f"{path}:{number}: not a capture record (no 'machine')")
+            found.setdefault(machine, []).append((where, line))
+    return {machine: tuple(lines) for machine, lines in found.items()}
 
 
 _SPACE_CHARS = 512  # 256 bytes of conventional config space, in hex
 _SPACE_RE = re.compile(f"[0-9a-fA-F]{{{_SPACE_CHARS}}}", re.ASCII)
 
 
-def _record_problem(data: Any) -> str | None:
-    """What keeps ``data`` from being a capture record (see the module docstring)."""
+def capture_problem(data: Any) -> str | None:
+    """What keeps ``data`` from being a capture record (see the module docstring), or
+    None."""
     from compatlab.errors import CompatlabError
     from compatlab.inputs import kind_of
 

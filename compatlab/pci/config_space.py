@@ -242,6 +242,12 @@ class Capability:
 def walk_capabilities(config: bytes) -> Iterator[Capability]:
     """The capability list of config-space bytes, in list order (PCI Local Bus 3.0
     §6.7); stops at a loop or an out-of-bounds pointer."""
+    for offset, cap_id in _capability_list(config):
+        yield Capability(offset, cap_id)
+
+
+def _capability_list(config: bytes) -> Iterator[tuple[int, int]]:
+    """(offset, ID) of each capability, as :func:`walk_capabilities` finds them."""
     if len(config) <= regs.CAPABILITY_LIST or not config[regs.STATUS] & regs.STATUS_CAP_LIST:
         return
     seen: set[int] = set()
@@ -249,7 +255,7 @@ def walk_capabilities(config: bytes) -> Iterator[Capability]:
     pointer = config[regs.CAPABILITY_LIST] & ~3
     while pointer and pointer not in seen and regs.HEADER_SIZE <= pointer < end:
         seen.add(pointer)
-        yield Capability(pointer, config[pointer])
+        yield pointer, config[pointer]
         pointer = config[pointer + regs.CAP_LIST_NEXT] & ~3
 
 
@@ -279,17 +285,22 @@ class ConfigSpace:
         if width not in (1, 2, 4) or offset % width or offset + width > _SIZE:
             raise ValueError(f"unaligned or out-of-range config write {offset:#x}/{width}")
         config = bytearray(self.config)
-        for i in range(width):
-            byte = (value >> (8 * i)) & 0xFF
-            addr = offset + i
-            wmask, w1c = self.wmask[addr], self.w1cmask[addr]
-            config[addr] = (config[addr] & ~wmask & 0xFF) | (byte & wmask)
-            config[addr] &= ~(byte & w1c) & 0xFF
-        msi = self.find_capability(regs.CAP_ID_MSI)
+        # Bitwise, so all bytes of the access at once.
+        value &= (1 << (8 * width)) - 1
+        wmask, w1c = _get(self.wmask, offset, width), _get(self.w1cmask, offset, width)
+        kept = (_get(config, offset, width) & ~wmask) | (value & wmask)
+        _put(config, offset, kept & ~(value & w1c), width)
+        # Capabilities live past the header: a write to the header touches none (one
+        # walk of the list serves both lookups; a guest write probe makes 128 writes).
+        caps: dict[int, int] = {}
+        if offset + width > regs.HEADER_SIZE:
+            for cap_offset, cap_id in _capability_list(self.config):
+                caps.setdefault(cap_id, cap_offset)
+        msi = caps.get(regs.CAP_ID_MSI)
         if msi is not None and offset < msi + regs.MSI_32_SIZEOF and msi < offset + width:
             _msi_clamp_qsize(config, msi)
         after = ConfigSpace(bytes(config), self.wmask, self.w1cmask, self.cmask)
-        exp = self.find_capability(regs.CAP_ID_EXP)
+        exp = caps.get(regs.CAP_ID_EXP)
         if (
             exp is not None
             and offset < exp + regs.EXP_DEVCTL + 2
