@@ -15,7 +15,7 @@ from compatlab.errors import CompatlabError
 from compatlab.hints import HintEntry, Hints
 from compatlab.realize import realize
 from compatlab.versions import Version, active_versions
-from strategies.configs import _example_props, required_pairs
+from strategies.configs import _example_props, required_pairs, vcpu_counts
 
 
 def ordered_versions(
@@ -84,9 +84,11 @@ def valid_configs(
     max_devices: int = 4,
 ) -> Config:
     """A config every one of ``versions`` accepts: devices that exist in the oldest,
-    guest-visible properties that exist in all of them, values they all take.
+    guest-visible properties that exist in all of them, values they all take, and
+    a vCPU count (:func:`vcpu_counts`).
 
-    Shrinks towards one device with only its required properties, automatic address.
+    Shrinks towards one device with only its required properties, automatic address,
+    no vCPU count given.
     """
     cat = catalogue or active_catalogue()
     oldest = min(versions)
@@ -113,7 +115,8 @@ def valid_configs(
                 pairs.append((name, draw(st.sampled_from(values))))
         addr = PciAddress(slots[i]) if draw(st.booleans()) else None
         devices.append(DeviceSpec(driver, f"dev{i}", addr, tuple(pairs)))
-    config = Config(tuple(devices))
+    # Drawn last, so that the devices drawn from a seed are what they were before.
+    config = Config(tuple(devices), draw(vcpu_counts()))
     for v in versions:
         try:
             realize(config, v, catalogue=cat)
@@ -161,4 +164,4 @@ def hint_variations(draw: st.DrawFn, hints: Hints, config: Config) -> Hints:
         if e.identity in ids:
             other = "rtl8139" if e.driver != "rtl8139" else "e1000"
             out[victim] = HintEntry(e.identity, other, ())
-    return Hints(hints.version, tuple(out))
+    return Hints(hints.version, tuple(out), hints.vcpus)
