@@ -311,8 +311,8 @@ def parse_config_data(data: Any, source: str) -> Config:
     vcpus = None
     if isinstance(data, dict):
         if set(data) - {"devices", "machine"}:
-            unknown = sorted(set(data) - {"devices", "machine"})
-            raise ConfigError(f"{source}: unknown top-level keys {unknown}")
+            extra = sorted(set(data) - {"devices", "machine"})
+            raise ConfigError(f"{source}: unknown top-level keys {extra}")
         if "machine" in data:
             vcpus = _machine(data["machine"], source)
         if "devices" not in data:

@@ -15,11 +15,11 @@ from compatlab.errors import AddressError, DeviceRealizeError
 from compatlab.hints.model import Hints
 from compatlab.pci.config_space import ConfigSpace
 from compatlab.resolve import (
+    ONE_VCPU,
     IgnoredHint,
     Resolved,
     ResolvedConfig,
     ResolvedDevice,
-    Source,
     resolve,
 )
 from compatlab.versions import Version
@@ -37,7 +37,7 @@ class Realized:
     devices: tuple[RealizedDevice, ...]
     ignored_hints: tuple[IgnoredHint, ...] = ()
     #: The machine's vCPU count and where it came from (see :func:`resolve`).
-    vcpus: Resolved = Resolved(DEFAULT_VCPUS, Source.DEFAULT)
+    vcpus: Resolved = ONE_VCPU
 
 
 @cache
@@ -139,9 +139,7 @@ def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = Non
     return Realized(
         resolved.version,
         tuple(
-            RealizedDevice(
-                d, realize_device(d, resolved.version, catalogue, resolved.vcpu_count)
-            )
+            RealizedDevice(d, realize_device(d, resolved.version, catalogue, resolved.vcpu_count))
             for d in resolved.devices
         ),
         resolved.ignored_hints,

@@ -80,13 +80,17 @@ class IgnoredHint:
         return {"identity": self.identity, "driver": self.driver, "reason": self.reason}
 
 
+#: The vCPU count of a resolution that neither the config nor hints give one.
+ONE_VCPU = Resolved(DEFAULT_VCPUS, Source.DEFAULT)
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedConfig:
     version: Version
     devices: tuple[ResolvedDevice, ...]
     ignored_hints: tuple[IgnoredHint, ...] = ()
     hints_version: Version | None = None
-    vcpus: Resolved = Resolved(DEFAULT_VCPUS, Source.DEFAULT)
+    vcpus: Resolved = ONE_VCPU
 
     @property
     def vcpu_count(self) -> int:
@@ -102,7 +106,7 @@ def resolve_vcpus(config: Config, hints: Hints | None) -> Resolved:
         return Resolved(config.vcpus, Source.CONFIG)
     if hints is not None:
         return Resolved(hints.vcpus, Source.HINT)
-    return Resolved(DEFAULT_VCPUS, Source.DEFAULT)
+    return ONE_VCPU
 
 
 def assign_addresses(config: Config) -> list[PciAddress]:

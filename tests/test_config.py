@@ -123,7 +123,7 @@ def test_the_command_line_vcpus_beats_the_files_and_two_files_must_agree(tmp_pat
     assert build_config([a], vcpus=8).vcpus == 8
     assert build_config([a, c], vcpus=8).vcpus == 8
     assert build_config([], ["e1000"]).vcpus is None
-    with pytest.raises(ConfigError, match="machine.vcpus=3, but .*a.json gives 2"):
+    with pytest.raises(ConfigError, match=r"machine\.vcpus=3, but .*a\.json gives 2"):
         build_config([a, c])
 
 

@@ -109,7 +109,11 @@ def _hints_with_vcpus(vcpus: int) -> bytes:
 
     body = struct.pack("<H", 1) + struct.pack("<H", 5) + b"vcpus" + b"\x03"
     body += struct.pack("<Q", vcpus)
-    data = MAGIC + struct.pack("<HHHHI", 1, 0, 9, 0, 1) + struct.pack("<BI", SECTION_MACHINE, len(body))
+    data = (
+        MAGIC
+        + struct.pack("<HHHHI", 1, 0, 9, 0, 1)
+        + struct.pack("<BI", SECTION_MACHINE, len(body))
+    )
     data += body
     return data + struct.pack("<I", zlib.crc32(data))
 
@@ -564,9 +568,7 @@ CASES: dict[str, Case] = {
         verify(lambda t: _write(t, "c.jsonl", _capture(vcpus="4") + "\n")),
         ("c.jsonl:1", "vcpus must be an integer, not a string"),
     ),
-    "corpus-entry-vcpus-over-i440fx": corpus_entry(
-        _entry(vcpus=300), "vcpus=300 is out of range"
-    ),
+    "corpus-entry-vcpus-over-i440fx": corpus_entry(_entry(vcpus=300), "vcpus=300 is out of range"),
     "capture-short-config-space": Case(
         verify(lambda t: _write(t, "c.jsonl", _capture(config_space=["00"]) + "\n")),
         ("c.jsonl:1", "config_space[0] must be 512 hex digits"),

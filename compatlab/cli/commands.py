@@ -111,9 +111,7 @@ def realized_to_json(realized: Any) -> dict[str, Any]:
         )
     return {
         "version": str(realized.version),
-        "machine": {
-            "vcpus": {"value": realized.vcpus.value, "source": str(realized.vcpus.source)}
-        },
+        "machine": {"vcpus": {"value": realized.vcpus.value, "source": str(realized.vcpus.source)}},
         "devices": devices,
         "ignored_hints": [h.to_json() for h in realized.ignored_hints],
     }

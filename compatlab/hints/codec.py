@@ -90,15 +90,15 @@ def encode(hints: Hints) -> bytes:
     """Serialise hints to the canonical file format; the inverse of :func:`decode`."""
     if len(hints.entries) > MAX_DEVICES:
         raise ValueError(f"{len(hints.entries)} devices is more than compat hints hold")
-    machine = [(n, v) for n, v in (("vcpus", hints.vcpus),) if v != MACHINE_DEFAULTS[n]]
+    machine = [(k, n) for k, n in (("vcpus", hints.vcpus),) if n != MACHINE_DEFAULTS[k]]
     count = len(hints.entries) + (1 if machine else 0)
     out = bytearray(
         _HEADER.pack(MAGIC, FORMAT_VERSION, 0, hints.version.major, hints.version.minor, count)
     )
     if machine:
         body = bytearray(_U16.pack(len(machine)))
-        for name, value in machine:
-            body += _str(name) + _value(value)
+        for key, count in machine:
+            body += _str(key) + _value(count)
         out += _SECTION_HEAD.pack(SECTION_MACHINE, len(body)) + body
     for entry in hints.entries:
         body = bytearray(_str(entry.identity) + _str(entry.driver))
@@ -281,7 +281,9 @@ def _machine(body: _Reader) -> dict[str, int]:
         if name not in MACHINE_DEFAULTS:
             raise body.fail(f"unknown machine input {name!r}", start)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VCPUS:
-            raise body.fail(f"machine input {name}={value!r} is not a count in 1..{MAX_VCPUS}", start)
+            raise body.fail(
+                f"machine input {name}={value!r} is not a count in 1..{MAX_VCPUS}", start
+            )
         if value == MACHINE_DEFAULTS[name]:
             raise body.fail(
                 f"machine input {name}={value} is its default (the canonical form leaves it out)",

@@ -242,9 +242,7 @@ def capture_one(
     what QEMU did, a crash included (a :class:`~compatlab.oracles.qemu.QemuFault` of
     this config: one that a start with no device does not show too)."""
     try:
-        result = run_batch(
-            binary, machine, devices, _slots_of(devices), probe=probe, vcpus=vcpus
-        )
+        result = run_batch(binary, machine, devices, _slots_of(devices), probe=probe, vcpus=vcpus)
     except QemuFault as fault:
         check_alive(binary, machine)  # a binary broken for every config is no finding
         return CaptureRecord(
