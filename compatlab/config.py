@@ -1,11 +1,18 @@
 """Configurations: what a VM manager asks the emulator for.
 
 A config is a list of devices, each with a driver, an optional ``id``, an optional
-PCI address ``SLOT[.FN]`` (hex) and explicit property values. It comes from QEMU
-``-device`` strings or from a JSON/TOML file::
+PCI address ``SLOT[.FN]`` (hex) and explicit property values, and the machine-level
+inputs that device defaults depend on: the vCPU count (QEMU ``-smp N``; since QEMU
+5.2 virtio-blk's and virtio-scsi's queues, and with them their MSI-X vectors,
+default to one per vCPU). It comes from QEMU ``-device`` strings (and ``--vcpus``)
+or from a JSON/TOML file::
 
-    {"devices": [{"driver": "virtio-net-pci", "id": "net0", "addr": "03.0",
+    {"machine": {"vcpus": 4},
+     "devices": [{"driver": "virtio-net-pci", "id": "net0", "addr": "03.0",
                   "properties": {"vectors": 4}}]}
+
+A config that does not give ``vcpus`` leaves it unset: the resolver takes it from
+the hints, else one vCPU (QEMU's default), as it does for properties.
 
 Property values stay as given (strings from the command line, scalars from a
 file); the resolver parses them against the catalogue of a given version, since
@@ -15,6 +22,7 @@ What a config may hold is bounded, and everything past a bound is a
 :class:`~compatlab.errors.ConfigError` naming the file (or ``-device`` string) and
 the key:
 
+- ``vcpus`` an integer from 1 to :data:`MAX_VCPUS` (255);
 - at most :data:`MAX_DEVICES` devices in all (240: bus 0 has 32 slots of 8
   functions, and slots 00 and 01 belong to the host and ISA bridges);
 - names and values of at most :data:`MAX_TEXT_BYTES` bytes of UTF-8 (65535: the
@@ -48,6 +56,13 @@ MAX_DEVICES = (LAST_SLOT - FIRST_SLOT + 1) * FUNCTIONS
 #: The longest name or value a config may hold, in bytes of UTF-8: what a string
 #: in compat hints can hold (its length is a u16, docs/hints-format.md).
 MAX_TEXT_BYTES = 0xFFFF
+#: The most vCPUs an i440fx machine takes: QEMU hw/i386/pc.c, pc_machine_class_init
+#: (``mc->max_cpus = 255``; every pc-i440fx machine type of QEMU 5.2, 7.2, 10.0 and
+#: 11.1 refuses ``-smp 256``: "Invalid SMP CPUs 256. The max CPUs supported by
+#: machine 'pc-i440fx-11.1' is 255").
+MAX_VCPUS = 255
+#: The vCPU count of a config that gives none (QEMU's default ``-smp``).
+DEFAULT_VCPUS = 1
 _ADDR_RE = re.compile(r"(?:0x)?([0-9a-fA-F]{1,2})(?:\.([0-7]))?")
 _ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
 
@@ -118,13 +133,48 @@ class DeviceSpec:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """Devices, and the vCPU count (None: not given; see the module docstring)."""
+
     devices: tuple[DeviceSpec, ...] = field(default_factory=tuple)
+    vcpus: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"devices": [d.to_json() for d in self.devices]}
+        """The file form; the inverse of :func:`parse_config_data`."""
+        out: dict[str, Any] = {}
+        if self.vcpus is not None:
+            out["machine"] = {"vcpus": self.vcpus}
+        out["devices"] = [d.to_json() for d in self.devices]
+        return out
 
     def device_strings(self) -> list[str]:
         return [d.to_device_string() for d in self.devices]
+
+    def options(self) -> list[str]:
+        """The config as QEMU options: ``-smp N`` when the vCPU count is given, then
+        one ``-device`` per device."""
+        smp = [] if self.vcpus is None else [f"-smp {self.vcpus}"]
+        return smp + [f"-device {d}" for d in self.device_strings()]
+
+
+def check_vcpus(value: Any, where: str) -> int:
+    """``value`` if it is a vCPU count an i440fx machine takes (1..MAX_VCPUS)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: vcpus must be an integer, not {kind_of(value)}")
+    if not 1 <= value <= MAX_VCPUS:
+        raise ConfigError(
+            f"{where}: vcpus={value} is out of range (1..{MAX_VCPUS}: QEMU's i440fx machine "
+            f"takes at most {MAX_VCPUS} CPUs)"
+        )
+    return value
+
+
+def parse_vcpus(text: str, where: str = "--vcpus") -> int:
+    """A vCPU count from the command line (decimal, as ``-smp`` takes it)."""
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise ConfigError(f"{where}: {abbreviate(text)!r} is not an integer") from None
+    return check_vcpus(value, where)
 
 
 def _split_opts(text: str) -> list[str]:
@@ -245,11 +295,26 @@ def parse_device_string(text: str) -> DeviceSpec:
     return make_device(driver, pairs, where)
 
 
+def _machine(data: Any, source: str) -> int | None:
+    """The vCPU count of a config file's ``machine`` table (None: not given)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: 'machine' must be a table, not {kind_of(data)}")
+    unknown = set(data) - {"vcpus"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys {sorted(unknown)} in 'machine'")
+    return check_vcpus(data["vcpus"], f"{source}: machine") if "vcpus" in data else None
+
+
 def parse_config_data(data: Any, source: str) -> Config:
-    """A config from decoded JSON/TOML: ``{"devices": [...]}`` or a bare list."""
+    """A config from decoded JSON/TOML: ``{"machine": {...}, "devices": [...]}`` or a
+    bare list of devices; the inverse of :meth:`Config.to_json`."""
+    vcpus = None
     if isinstance(data, dict):
-        if set(data) - {"devices"}:
-            raise ConfigError(f"{source}: unknown top-level keys {sorted(set(data) - {'devices'})}")
+        if set(data) - {"devices", "machine"}:
+            extra = sorted(set(data) - {"devices", "machine"})
+            raise ConfigError(f"{source}: unknown top-level keys {extra}")
+        if "machine" in data:
+            vcpus = _machine(data["machine"], source)
         if "devices" not in data:
             raise ConfigError(f"{source}: expected a list of devices under 'devices'")
         devices = data["devices"]
@@ -279,7 +344,7 @@ def parse_config_data(data: Any, source: str) -> Config:
             raise ConfigError(f"{where}: 'properties' must be a table, not {kind_of(props)}")
         extra = [(k, item[k]) for k in ("id", "addr") if k in item]
         specs.append(make_device(item.get("driver"), [*extra, *props.items()], where))
-    return Config(tuple(specs))
+    return Config(tuple(specs), vcpus)
 
 
 def _too_many(count: int, what: str = "devices") -> str:
@@ -297,19 +362,33 @@ def load_config_file(path: str | Path) -> Config:
     return parse_config_data(read(p, what="config file", error=ConfigError), str(p))
 
 
-def build_config(files: Iterable[str | Path] = (), device_strings: Iterable[str] = ()) -> Config:
+def build_config(
+    files: Iterable[str | Path] = (), device_strings: Iterable[str] = (), vcpus: int | None = None
+) -> Config:
     """The devices of the config ``files`` in order, then those of the ``-device``
     strings; at most :data:`MAX_DEVICES` of them (and as many files), refused
-    before anything more is read."""
+    before anything more is read. The vCPU count is ``vcpus`` (the command line's)
+    if given, else the one the files give; files that give two are refused."""
     files, device_strings = list(files), list(device_strings)
     if len(files) > MAX_DEVICES:
         raise ConfigError(_too_many(len(files), "config files"))
     if len(device_strings) > MAX_DEVICES:
         raise ConfigError(_too_many(len(device_strings), "-device options"))
     devices: list[DeviceSpec] = []
+    given: tuple[str | Path, int] | None = None
     for f in files:
-        devices.extend(load_config_file(f).devices)
+        loaded = load_config_file(f)
+        devices.extend(loaded.devices)
         if len(devices) + len(device_strings) > MAX_DEVICES:
             raise ConfigError(f"{f}: {_too_many(len(devices) + len(device_strings))} in all")
+        if loaded.vcpus is not None and vcpus is None:
+            if given is not None and given[1] != loaded.vcpus:
+                raise ConfigError(
+                    f"{f}: machine.vcpus={loaded.vcpus}, but {given[0]} gives {given[1]}; "
+                    "give one (or --vcpus)"
+                )
+            given = (f, loaded.vcpus)
     devices.extend(parse_device_string(s) for s in device_strings)
-    return Config(tuple(devices))
+    if vcpus is not None:
+        return Config(tuple(devices), check_vcpus(vcpus, "--vcpus"))
+    return Config(tuple(devices), None if given is None else given[1])

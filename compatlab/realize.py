@@ -10,11 +10,18 @@ from typing import Any
 from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.builders import BuildContext, get_builder
 from compatlab.catalogue.loader import builtin_roms
-from compatlab.config import Config
+from compatlab.config import DEFAULT_VCPUS, Config
 from compatlab.errors import AddressError, DeviceRealizeError
 from compatlab.hints.model import Hints
 from compatlab.pci.config_space import ConfigSpace
-from compatlab.resolve import IgnoredHint, ResolvedConfig, ResolvedDevice, resolve
+from compatlab.resolve import (
+    ONE_VCPU,
+    IgnoredHint,
+    Resolved,
+    ResolvedConfig,
+    ResolvedDevice,
+    resolve,
+)
 from compatlab.versions import Version
 
 
@@ -29,6 +36,8 @@ class Realized:
     version: Version
     devices: tuple[RealizedDevice, ...]
     ignored_hints: tuple[IgnoredHint, ...] = ()
+    #: The machine's vCPU count and where it came from (see :func:`resolve`).
+    vcpus: Resolved = ONE_VCPU
 
 
 @cache
@@ -93,9 +102,13 @@ def builder_values(
 
 
 def build_device(
-    dev: ResolvedDevice, values: Mapping[str, Any], catalogue: Catalogue | None = None
+    dev: ResolvedDevice,
+    values: Mapping[str, Any],
+    catalogue: Catalogue | None = None,
+    vcpus: int = DEFAULT_VCPUS,
 ) -> ConfigSpace:
-    """Build one device's config space from the values its builder sees."""
+    """Build one device's config space from the values its builder sees, on a
+    machine with ``vcpus`` CPUs."""
     cat = catalogue or active_catalogue()
     ctx = BuildContext(
         driver=dev.driver,
@@ -104,15 +117,20 @@ def build_device(
         slot=dev.addr.slot,
         function=dev.addr.function,
         roms=_roms(),
+        vcpus=vcpus,
     )
     return get_builder(cat.types[dev.driver].builder or dev.driver)(ctx)
 
 
 def realize_device(
-    dev: ResolvedDevice, version: Version, catalogue: Catalogue | None = None
+    dev: ResolvedDevice,
+    version: Version,
+    catalogue: Catalogue | None = None,
+    vcpus: int = DEFAULT_VCPUS,
 ) -> ConfigSpace:
-    """Build one device's config space from its resolved properties on ``version``."""
-    return build_device(dev, builder_values(dev, version, catalogue), catalogue)
+    """Build one device's config space from its resolved properties on ``version``,
+    on a machine with ``vcpus`` CPUs."""
+    return build_device(dev, builder_values(dev, version, catalogue), catalogue, vcpus)
 
 
 def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = None) -> Realized:
@@ -121,10 +139,11 @@ def realize_resolved(resolved: ResolvedConfig, catalogue: Catalogue | None = Non
     return Realized(
         resolved.version,
         tuple(
-            RealizedDevice(d, realize_device(d, resolved.version, catalogue))
+            RealizedDevice(d, realize_device(d, resolved.version, catalogue, resolved.vcpu_count))
             for d in resolved.devices
         ),
         resolved.ignored_hints,
+        resolved.vcpus,
     )
 
 

@@ -8,6 +8,10 @@ For each device of config C on version V and each property p that exists in V:
    historical value for that version (``history``);
 4. else → p's default at V (``default``).
 
+The machine's vCPU count, which device defaults follow (an ``auto`` queue count),
+resolves by the same rules: C's ``vcpus`` if given (``config``), else the count the
+hints were dumped with (``hint``), else one (``default``).
+
 An entry applies to a device only with the device's identity (``id``, else address)
 and driver: never to another device, whatever its driver. Hints for devices that
 are not in C are ignored, and so is an entry whose driver differs from the
@@ -30,7 +34,7 @@ from enum import StrEnum
 
 from compatlab.catalogue import Catalogue, active_catalogue
 from compatlab.catalogue.properties import Value
-from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress
+from compatlab.config import DEFAULT_VCPUS, FIRST_SLOT, LAST_SLOT, Config, PciAddress
 from compatlab.errors import AddressError, ConfigError, HintsVersionError, PropertyParseError
 from compatlab.hints.model import HintEntry, Hints
 from compatlab.versions import Version, known_version
@@ -100,12 +104,33 @@ class IgnoredHint:
         }
 
 
+#: The vCPU count of a resolution that neither the config nor hints give one.
+ONE_VCPU = Resolved(DEFAULT_VCPUS, Source.DEFAULT)
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedConfig:
     version: Version
     devices: tuple[ResolvedDevice, ...]
     ignored_hints: tuple[IgnoredHint, ...] = ()
     hints_version: Version | None = None
+    vcpus: Resolved = ONE_VCPU
+
+    @property
+    def vcpu_count(self) -> int:
+        """The machine's vCPU count (``vcpus.value``, always an integer)."""
+        value = self.vcpus.value
+        assert isinstance(value, int)
+        return value
+
+
+def resolve_vcpus(config: Config, hints: Hints | None) -> Resolved:
+    """The machine's vCPU count: the config's, else the hints', else one."""
+    if config.vcpus is not None:
+        return Resolved(config.vcpus, Source.CONFIG)
+    if hints is not None:
+        return Resolved(hints.vcpus, Source.HINT)
+    return ONE_VCPU
 
 
 def assign_addresses(config: Config) -> list[PciAddress]:
@@ -221,7 +246,11 @@ def resolve(
         for e in entries.values()
     )
     return ResolvedConfig(
-        v, tuple(devices), tuple(ignored), None if hints is None else hints.version
+        v,
+        tuple(devices),
+        tuple(ignored),
+        None if hints is None else hints.version,
+        resolve_vcpus(config, hints),
     )
 
 
@@ -299,7 +328,8 @@ def dump_hints(
     config: Config, version: Version | str, *, catalogue: Catalogue | None = None
 ) -> Hints:
     """The hints ``version`` dumps for ``config``: every device's identity, driver and
-    the value of every property that exists in ``version``, as resolved there."""
+    the value of every property that exists in ``version``, as resolved there, and
+    the vCPU count it resolved them with."""
     resolved = resolve(config, version, catalogue=catalogue)
     return hints_of(resolved)
 
@@ -312,4 +342,5 @@ def hints_of(resolved: ResolvedConfig) -> Hints:
             HintEntry(d.identity, d.driver, tuple((n, r.value) for n, r in d.properties.items()))
             for d in resolved.devices
         ),
+        resolved.vcpu_count,
     )

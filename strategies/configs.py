@@ -20,10 +20,20 @@ from compatlab.config import (
 )
 from compatlab.versions import Version, active_versions
 
+#: The most vCPUs a drawn config asks for: enough for every auto queue count to
+#: differ from one vCPU's, and few enough for a real QEMU to start quickly.
+MAX_DRAWN_VCPUS = 8
+
 
 def versions(choices: Sequence[Version] | None = None) -> st.SearchStrategy[Version]:
     """A version of the catalogue in use (or of ``choices``); shrinks towards the newest."""
     return st.sampled_from(list(reversed(choices or active_versions())))
+
+
+def vcpu_counts() -> st.SearchStrategy[int | None]:
+    """A config's vCPU count: not given (one), or 1..MAX_DRAWN_VCPUS; shrinks towards
+    not given, then towards 1."""
+    return st.none() | st.integers(1, MAX_DRAWN_VCPUS)
 
 
 @functools.cache
@@ -101,9 +111,11 @@ def configs(
     max_devices: int = 6,
     drivers: Sequence[str] | None = None,
 ) -> Config:
-    """1..max_devices devices on distinct slots (some left to automatic assignment).
+    """1..max_devices devices on distinct slots (some left to automatic assignment),
+    and a vCPU count (:func:`vcpu_counts`).
 
-    Shrinks towards one device with no explicit properties at the first free slot.
+    Shrinks towards one device with no explicit properties at the first free slot,
+    no vCPU count given.
     """
     n = draw(st.integers(1, max_devices))
     slots = draw(st.lists(st.integers(FIRST_SLOT, LAST_SLOT), min_size=n, max_size=n, unique=True))
@@ -113,4 +125,4 @@ def configs(
         explicit = draw(st.booleans())
         addr = PciAddress(slots[i]) if explicit else None
         devices.append(DeviceSpec(spec.driver, spec.id, addr, spec.properties))
-    return Config(tuple(devices))
+    return Config(tuple(devices), draw(vcpu_counts()))

@@ -6,6 +6,7 @@ from typing import Literal
 
 from hypothesis import strategies as st
 
+from compatlab.config import MAX_VCPUS
 from compatlab.hints import HintEntry, Hints, encode
 from compatlab.versions import Version, active_versions
 
@@ -37,13 +38,15 @@ def hint_entries() -> st.SearchStrategy[HintEntry]:
 
 
 def arbitrary_hints() -> st.SearchStrategy[Hints]:
-    """Any well-formed hints value (not necessarily meaningful for the catalogue);
-    shrinks towards no devices from the newest version."""
+    """Any well-formed hints value (not necessarily meaningful for the catalogue),
+    with any vCPU count a machine takes; shrinks towards no devices from the newest
+    version, with one vCPU."""
     return st.builds(
         Hints,
         version=st.sampled_from(list(reversed(active_versions())))
         | st.builds(Version, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
         entries=st.lists(hint_entries(), unique_by=lambda e: e.identity, max_size=5).map(tuple),
+        vcpus=st.integers(1, MAX_VCPUS),
     )
 
 

@@ -17,7 +17,7 @@ from compatlab.hints import HintEntry, Hints
 from compatlab.realize import realize
 from compatlab.resolve import assign_addresses, dump_hints
 from compatlab.versions import Version, active_versions
-from strategies.configs import _example_props, required_pairs
+from strategies.configs import _example_props, required_pairs, vcpu_counts
 
 
 def ordered_versions(
@@ -86,9 +86,11 @@ def valid_configs(
     max_devices: int = 4,
 ) -> Config:
     """A config every one of ``versions`` accepts: devices that exist in the oldest,
-    guest-visible properties that exist in all of them, values they all take.
+    guest-visible properties that exist in all of them, values they all take, and
+    a vCPU count (:func:`vcpu_counts`).
 
-    Shrinks towards one device with only its required properties, automatic address.
+    Shrinks towards one device with only its required properties, automatic address,
+    no vCPU count given.
     """
     cat = catalogue or active_catalogue()
     choices = _drivers_in_all(cat, versions, drivers)
@@ -101,7 +103,8 @@ def valid_configs(
         pairs, pinned = _device_choices(draw, cat, driver, versions)
         addr = PciAddress(slots[i]) if pinned else None
         devices.append(_device(cat, driver, f"dev{i}", addr, pairs, versions, i))
-    return _accepted(Config(tuple(devices)), versions, cat)
+    # Drawn last, so that the devices drawn from a seed are what they were before.
+    return _accepted(Config(tuple(devices), draw(vcpu_counts())), versions, cat)
 
 
 def _drivers_in_all(
@@ -196,7 +199,7 @@ def hint_variations(draw: st.DrawFn, hints: Hints, config: Config) -> Hints:
         if e.identity in ids:
             other = "rtl8139" if e.driver != "rtl8139" else "e1000"
             out[victim] = HintEntry(e.identity, other, ())
-    return Hints(hints.version, tuple(out))
+    return Hints(hints.version, tuple(out), hints.vcpus)
 
 
 #: What becomes of a device's entry in :func:`hinted_configs`, simplest first.

@@ -286,7 +286,7 @@ def resolve_leaks_properties(
         merged = {**options, **spec.props}
         options.update((k, v) for k, v in spec.properties if k not in ("rombar", "romfile"))
         leaky.append(DeviceSpec(spec.driver, spec.id, spec.addr, tuple(merged.items())))
-    return resolve(Config(tuple(leaky)), version, hints=hints, **kw)
+    return resolve(Config(tuple(leaky), config.vcpus), version, hints=hints, **kw)
 
 
 # -- dumps ------------------------------------------------------------------------------
@@ -315,6 +315,7 @@ def hints_of_forgets_history(resolved: ResolvedConfig) -> Hints:
             )
             for dev in resolved.devices
         ),
+        resolved.vcpu_count,
     )
 
 
@@ -337,6 +338,7 @@ def decode_drops_last_property(blob: bytes) -> Hints:
     return Hints(
         hints.version,
         tuple(HintEntry(e.identity, e.driver, e.properties[:-1]) for e in hints.entries),
+        hints.vcpus,
     )
 
 

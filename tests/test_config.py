@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,11 @@ from compatlab.config import (
     Config,
     DeviceSpec,
     PciAddress,
+    build_config,
     load_config_file,
     parse_config_data,
     parse_device_string,
+    parse_vcpus,
 )
 from compatlab.errors import AddressError, ConfigError
 
@@ -99,6 +102,41 @@ def test_json_and_toml_files(tmp_path: Path) -> None:
     assert load_config_file(tmp_path / "c.toml") == expected
 
 
+def test_a_file_may_give_the_vcpu_count(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text(json.dumps({"machine": {"vcpus": 4}, "devices": ["e1000"]}))
+    (tmp_path / "c.toml").write_text('devices = ["e1000"]\n[machine]\nvcpus = 4\n')
+    expected = Config((DeviceSpec("e1000"),), vcpus=4)
+    assert load_config_file(tmp_path / "c.json") == expected
+    assert load_config_file(tmp_path / "c.toml") == expected
+    assert parse_config_data(expected.to_json(), "x") == expected
+    assert load_config_file(tmp_path / "c.json").options() == ["-smp 4", "-device e1000"]
+    # A config that gives none leaves it unset (not 1): the hints may give it.
+    assert parse_config_data({"devices": ["e1000"]}, "x").vcpus is None
+    assert "machine" not in Config((DeviceSpec("e1000"),)).to_json()
+
+
+def test_the_command_line_vcpus_beats_the_files_and_two_files_must_agree(tmp_path: Path) -> None:
+    for name, n in (("a.json", 2), ("b.json", 2), ("c.json", 3)):
+        (tmp_path / name).write_text(json.dumps({"machine": {"vcpus": n}, "devices": []}))
+    a, b, c = (tmp_path / n for n in ("a.json", "b.json", "c.json"))
+    assert build_config([a, b]).vcpus == 2
+    assert build_config([a], vcpus=8).vcpus == 8
+    assert build_config([a, c], vcpus=8).vcpus == 8
+    assert build_config([], ["e1000"]).vcpus is None
+    with pytest.raises(ConfigError, match=r"machine\.vcpus=3, but .*a\.json gives 2"):
+        build_config([a, c])
+
+
+@pytest.mark.parametrize(
+    "text,says",
+    [("0", "out of range (1..255"), ("256", "out of range"), ("-1", "out of range"),
+     ("4.0", "not an integer"), ("four", "not an integer"), ("", "not an integer")],
+)  # fmt: skip
+def test_bad_vcpu_counts_on_the_command_line(text: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        parse_vcpus(text)
+
+
 BAD_FILES = {
     "malformed-json": ("c.json", "{"),
     "malformed-toml": ("c.toml", "devices = ["),
@@ -110,6 +148,14 @@ BAD_FILES = {
     "nested-value": ("c.json", '{"devices": [{"driver": "e1000", "properties": {"rombar": [1]}}]}'),
     "device-not-table": ("c.json", '{"devices": [3]}'),
     "deep-nesting": ("c.json", "[" * 100000 + "]" * 100000),
+    "vcpus-zero": ("c.json", '{"machine": {"vcpus": 0}, "devices": []}'),
+    "vcpus-negative": ("c.json", '{"machine": {"vcpus": -2}, "devices": []}'),
+    "vcpus-over-i440fx": ("c.json", '{"machine": {"vcpus": 256}, "devices": []}'),
+    "vcpus-float": ("c.json", '{"machine": {"vcpus": 2.0}, "devices": []}'),
+    "vcpus-string": ("c.toml", 'devices = []\n[machine]\nvcpus = "4"\n'),
+    "vcpus-boolean": ("c.toml", "devices = []\n[machine]\nvcpus = true\n"),
+    "machine-not-table": ("c.json", '{"machine": 4, "devices": []}'),
+    "machine-unknown-key": ("c.json", '{"machine": {"cpus": 4}, "devices": []}'),
 }
 
 

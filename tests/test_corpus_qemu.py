@@ -5,6 +5,7 @@ Each corpus file under corpora/qemu/ is one test, named after the file.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,21 @@ def test_every_type_was_captured_alone_on_each_machine_type_of_its_binary(
         if (str(m), alone(cat.device(d, release).example or d)) not in seen
     ]
     assert not missing, f"{len(missing)} missing, e.g. {missing[:5]}"
+
+
+@pytest.mark.corpus
+def test_corpus_covers_more_than_one_vcpu_on_every_binary() -> None:
+    """Captures made with ``-smp N`` (their ``vcpus``) on every binary, on its own
+    machine type and on one whose compat entries pin the queue count (pc-i440fx-5.1;
+    11.1 no longer has it, so 5.2 there), each one the model reproduces only with its
+    vCPU count: read as one vCPU, every one disagrees."""
+    records = [r for f in sorted(CORPUS.rglob("*.jsonl")) for r in read_corpus(f)]
+    more = [r for r in records if r.vcpus > 1]
+    assert {(r.binary, r.machine) for r in more} >= {
+        ("5.2", "5.1"), ("5.2", "5.2"), ("7.2", "5.1"), ("7.2", "7.2"),
+        ("10.0", "5.1"), ("10.0", "10.0"), ("11.1", "5.2"), ("11.1", "11.1"),
+    }  # fmt: skip
+    assert max(r.vcpus for r in more) == 255
+    for rec in more:
+        assert check_record(rec).agrees
+        assert not check_record(dataclasses.replace(rec, vcpus=1)).agrees, rec.devices

@@ -392,3 +392,38 @@ def test_execute_starts_no_more_workers_than_tasks(tmp_path: Path) -> None:
         assert outcome.status is Status.PASS
     assert 1 <= len(seen) <= len(tasks) == 2
     assert len(list(read_records(tmp_path))) == 2
+
+
+def test_a_failing_config_keeps_its_vcpus_in_the_corpus_and_in_its_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure of a config with more vCPUs records them (``Failure.vcpus``, the
+    corpus entry's ``vcpus``), prints them as ``-smp N`` and replays with them; an
+    entry without them replays on one vCPU, as entries written before vcpus did."""
+    from compatlab.engine.corpus import _vcpus
+
+    devices = (parse_device_string("virtio-blk-pci,id=b,drive=d0"),)
+    case = Case((Version(11, 1),), Config(devices, vcpus=4))
+    failure = Failure(
+        "same-version-round-trip",
+        ("11.1",),
+        "b",
+        "x",
+        config=("virtio-blk-pci,id=b,drive=d0",),
+        vcpus=4,
+    )
+    assert Failure.from_json(json.loads(json.dumps(failure.to_json()))) == failure
+    assert failure.options() == ["-smp 4", "-device virtio-blk-pci,id=b,drive=d0"]
+    assert failure.minimal_config() == Config(devices, vcpus=4)
+    four = promote("same-version-round-trip", case, failure, tmp_path)
+    entry = json.loads(four.read_text())
+    assert entry["vcpus"] == 4 and _vcpus(entry) == 4
+    none = promote(
+        "same-version-round-trip", Case(case.versions, Config(devices)), failure, tmp_path
+    )
+    assert none != four and "vcpus" not in json.loads(none.read_text())
+    seen: list[int | None] = []
+    inv = get("same-version-round-trip")
+    monkeypatch.setattr(type(inv), "run", lambda self, c, system=None: seen.append(c.config.vcpus))
+    replay_corpus(tmp_path)
+    assert sorted(seen, key=str) == [4, None]

@@ -42,6 +42,7 @@ CANDIDATES = ROOT / "corpora" / "candidates"
 # For each seeded bug: the device types a failure may name, and what its message
 # must say (the property behind it, or the data problem).
 TRANSITIONAL = ("virtio-net-pci-transitional", "virtio-net-pci-non-transitional")
+BLK = ("virtio-blk-pci", "virtio-blk-pci-transitional", "virtio-blk-pci-non-transitional")
 SEEDED: dict[str, tuple[str | tuple[str, ...] | None, str]] = {
     "net-vectors-entry-misses-transitional": (TRANSITIONAL, "vectors changed 4294967295 → 6"),
     "rng-vectors-entry-misses-transitional": (
@@ -69,7 +70,11 @@ SEEDED: dict[str, tuple[str | tuple[str, ...] | None, str]] = {
     "net-vectors-entry-under-candidate": (None, "applies to the candidate 11.2 itself"),
     "e1000-removed": ("e1000", "refuses"),
     "property-removed": (None, "has no property 'modern-pio-notify'"),
+    "blk-queues-auto-no-entry": (BLK, "num-queues changed 1 → 65535 in 5.2"),
+    "blk-queues-entry-pins-auto": (BLK, "num-queues changed 1 → 65535 in 5.2"),
 }
+#: The seeded bugs only a guest with more than one vCPU sees.
+MORE_THAN_ONE_VCPU = ("blk-queues-auto-no-entry", "blk-queues-entry-pins-auto")
 GOOD = sorted(p.stem for p in (CANDIDATES / "good").glob("*.toml"))
 
 
@@ -94,6 +99,26 @@ def test_gate_rejects_a_seeded_bug(name: str) -> None:
         if f.failure.offset is not None:
             assert f.explanation.registers, "a byte difference comes with its register-level diff"
     assert any(said in m for m in messages), messages
+
+
+@pytest.mark.parametrize("name", MORE_THAN_ONE_VCPU)
+def test_gate_rejects_a_queue_count_bug_only_thanks_to_more_vcpus(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compat entry for an auto queue count that is missing, or pins auto, is
+    rejected with a minimal config of more than one vCPU; the same gate with every
+    config on one vCPU (as before configs had a vCPU count) accepts it."""
+    from hypothesis import strategies as st
+
+    import strategies.suite
+
+    cc = apply_candidate(load_candidate(CANDIDATES / "seeded" / f"{name}.toml"))
+    verdict = candidate_gate(cc, profile="ci", fail_fast=True)
+    assert not verdict.passed
+    assert all((f.failure.vcpus or 1) > 1 for f in verdict.failures)
+    monkeypatch.setattr(strategies.suite, "vcpu_counts", lambda: st.none())
+    one_vcpu = candidate_gate(cc, profile="ci", fail_fast=True)
+    assert one_vcpu.passed and one_vcpu.complete and one_vcpu.examples > 0
 
 
 @pytest.mark.parametrize("name", GOOD)

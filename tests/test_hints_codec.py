@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from compatlab.errors import HintsFormatError
 from compatlab.hints import MAGIC, MAX_SIZE, HintEntry, Hints, decode, encode
-from compatlab.hints.codec import SECTION_DEVICE
+from compatlab.hints.codec import SECTION_DEVICE, SECTION_MACHINE
 from compatlab.versions import Version
 from strategies.hints import arbitrary_hints, mutated_blobs
 
@@ -37,6 +37,8 @@ EVERY_TYPE = HintEntry(
 @example(Hints(Version(10, 0)))
 @example(Hints(Version(1, 4), (EVERY_TYPE,)))
 @example(Hints(Version(7, 2), (HintEntry("x" * 0xFFFF, "e1000", (("romfile", "y" * 0xFFFF),)),)))
+@example(Hints(Version(11, 1), (EVERY_TYPE,), vcpus=4))
+@example(Hints(Version(5, 2), vcpus=255))
 def test_decode_is_the_inverse_of_encode(hints: Hints) -> None:
     blob = encode(hints)
     assert decode(blob) == hints
@@ -51,6 +53,7 @@ def test_encoding_is_canonical(hints: Hints, rnd: object) -> None:
     shuffled = Hints(
         hints.version,
         tuple(HintEntry(e.identity, e.driver, tuple(reversed(e.properties))) for e in entries),
+        hints.vcpus,
     )
     assert shuffled == hints
     assert encode(shuffled) == encode(hints)
@@ -74,6 +77,14 @@ def _device(
     identity: bytes = b"a", driver: bytes = b"e1000", props: bytes = b"", n: int = 0
 ) -> bytes:
     return _str(identity) + _str(driver) + struct.pack("<H", n) + props
+
+
+def _machine(props: bytes = _str(b"vcpus") + b"\x03" + struct.pack("<Q", 4), n: int = 1) -> bytes:
+    return _section(struct.pack("<H", n) + props, tag=SECTION_MACHINE)
+
+
+def _vcpus(value: bytes) -> bytes:
+    return _machine(_str(b"vcpus") + value)
 
 
 GOOD = encode(Hints(Version(7, 2), (EVERY_TYPE,)))
@@ -111,6 +122,32 @@ CRAFTED = {
     "empty-identity": (_blob(_section(_device(identity=b""))), "needs an identity"),
     "trailing-bytes-in-section": (_blob(_section(_device() + b"xx")), "unexpected bytes"),
     "trailing-bytes-after-sections": (_blob(_section(_device()) + b"junk"), "unexpected bytes"),
+    "machine-section-after-a-device": (
+        _blob(_section(_device()) + _machine(), count=2),
+        "machine section after the first",
+    ),
+    "two-machine-sections": (_blob(_machine() * 2, count=2), "machine section after the first"),
+    "empty-machine-section": (
+        _blob(_machine(b"", n=0) + _section(_device(b"a" * 8)), count=2),
+        "empty machine section",
+    ),
+    "unknown-machine-input": (
+        _blob(_machine(_str(b"cpus") + b"\x03" + struct.pack("<Q", 4))),
+        "unknown machine input 'cpus'",
+    ),
+    "vcpus-at-its-default": (_blob(_vcpus(b"\x03" + struct.pack("<Q", 1))), "is its default"),
+    "vcpus-zero": (_blob(_vcpus(b"\x03" + struct.pack("<Q", 0))), "not a count in 1..255"),
+    "vcpus-over-the-machine": (
+        _blob(_vcpus(b"\x03" + struct.pack("<Q", 256))),
+        "not a count in 1..255",
+    ),
+    "vcpus-negative": (_blob(_vcpus(b"\x04" + struct.pack("<q", -4))), "not a count"),
+    "vcpus-a-string": (_blob(_vcpus(b"\x05" + _str(b"4"))), "not a count"),
+    "vcpus-a-boolean": (_blob(_vcpus(b"\x02")), "not a count"),
+    "vcpus-twice": (
+        _blob(_machine((_str(b"vcpus") + b"\x03" + struct.pack("<Q", 4)) * 2, n=2)),
+        "appears twice",
+    ),
     "negative-marked-positive": (
         _blob(_section(_device(props=_str(b"p") + b"\x04" + struct.pack("<q", 5), n=1))),
         "non-negative",
@@ -124,6 +161,30 @@ def test_crafted_bad_files_are_refused_with_an_offset(blob: bytes, message: str)
         decode(blob)
     assert info.value.offset is not None
     assert 0 <= info.value.offset <= max(len(blob), MAX_SIZE)
+
+
+def test_hints_with_one_vcpu_are_the_bytes_of_a_file_from_before_vcpus() -> None:
+    """Files written before the machine section existed decode as one vCPU and
+    re-encode to themselves; one vCPU writes no machine section."""
+    old = _blob(_section(_device()))  # a format-1 file as compatlab wrote it before
+    hints = decode(old)
+    assert hints.vcpus == 1
+    assert encode(hints) == old
+    assert encode(Hints(Version(7, 2), hints.entries, vcpus=1)) == old
+
+
+def test_more_vcpus_are_recorded_in_a_machine_section_first() -> None:
+    hints = Hints(Version(7, 2), (HintEntry("a", "e1000"),), vcpus=4)
+    blob = encode(hints)
+    assert blob == _blob(_machine() + _section(_device()), count=2)
+    assert decode(blob).vcpus == 4
+    assert struct.unpack_from("<H", blob, 8)[0] == 1, "the format version stays 1"
+
+
+def test_hints_refuse_a_vcpu_count_no_machine_takes() -> None:
+    for bad in (0, 256, True):
+        with pytest.raises(ValueError, match="vcpus"):
+            Hints(Version(7, 2), vcpus=bad)
 
 
 def test_oversized_file_is_refused_before_it_is_parsed() -> None:

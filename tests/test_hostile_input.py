@@ -100,6 +100,24 @@ def _hints(tmp: Path) -> bytes:
     return encode(dump_hints(Config((parse_device_string("e1000,id=n"),)), "9.0"))
 
 
+def _hints_with_vcpus(vcpus: int) -> bytes:
+    """Hints with a machine section claiming ``vcpus`` (any u64), checksum kept valid."""
+    import struct
+    import zlib
+
+    from compatlab.hints.codec import MAGIC, SECTION_MACHINE
+
+    body = struct.pack("<H", 1) + struct.pack("<H", 5) + b"vcpus" + b"\x03"
+    body += struct.pack("<Q", vcpus)
+    data = (
+        MAGIC
+        + struct.pack("<HHHHI", 1, 0, 9, 0, 1)
+        + struct.pack("<BI", SECTION_MACHINE, len(body))
+    )
+    data += body
+    return data + struct.pack("<I", zlib.crc32(data))
+
+
 def _entry(**changes: object) -> str:
     """A failure-corpus entry (as promote writes one) with ``changes``."""
     entry: dict[str, object] = {
@@ -252,6 +270,20 @@ CASES: dict[str, Case] = {
         ),
         ("vectors=1000", "(4000 characters)", "out of range (0..4294967295)"),
     ),
+    "config-vcpus-zero": Case(
+        realize_config(lambda t: _write(t, "vm.json", '{"machine": {"vcpus": 0}, "devices": []}')),
+        ("vm.json", "vcpus=0 is out of range (1..255"),
+    ),
+    "config-vcpus-5000-digits": Case(
+        realize_config(
+            lambda t: _write(t, "vm.toml", f"devices = []\n[machine]\nvcpus = {NINES}\n")
+        ),
+        ("vm.toml",),
+    ),
+    "config-vcpus-float": Case(
+        realize_config(lambda t: _write(t, "vm.toml", "devices = []\n[machine]\nvcpus = 1e9\n")),
+        ("vm.toml", "vcpus must be an integer, not a number"),
+    ),
     "config-number-for-table": Case(
         realize_config(lambda t: _write(t, "vm.json", '{"devices": [3]}')),
         ("vm.json", "device 0", "not an integer"),
@@ -368,6 +400,14 @@ CASES: dict[str, Case] = {
     "hints-truncated": Case(
         realize_hints(lambda t: _write(t, "vm.hints", _hints(t)[:40])),
         ("bad compat hints", "vm.hints"),
+    ),
+    "hints-vcpus-zero": Case(
+        realize_hints(lambda t: _write(t, "vm.hints", _hints_with_vcpus(0))),
+        ("vm.hints", "vcpus=0 is not a count in 1..255"),
+    ),
+    "hints-vcpus-2-to-the-64": Case(
+        show_hints(lambda t: _write(t, "vm.hints", _hints_with_vcpus(2**64 - 1))),
+        ("vm.hints", "not a count in 1..255"),
     ),
     # candidate files: gate --candidate FILE
     "candidate-fifo": Case(gate(lambda t: _fifo(t, "c.toml")), ("c.toml", "is a FIFO")),
@@ -520,6 +560,15 @@ CASES: dict[str, Case] = {
         ),
         ("c.jsonl:1", "'error' must be a string, not a list"),
     ),
+    "capture-vcpus-zero": Case(
+        verify(lambda t: _write(t, "c.jsonl", _capture(vcpus=0) + "\n")),
+        ("c.jsonl:1", "vcpus=0 is out of range"),
+    ),
+    "capture-vcpus-string": Case(
+        verify(lambda t: _write(t, "c.jsonl", _capture(vcpus="4") + "\n")),
+        ("c.jsonl:1", "vcpus must be an integer, not a string"),
+    ),
+    "corpus-entry-vcpus-over-i440fx": corpus_entry(_entry(vcpus=300), "vcpus=300 is out of range"),
     "capture-short-config-space": Case(
         verify(lambda t: _write(t, "c.jsonl", _capture(config_space=["00"]) + "\n")),
         ("c.jsonl:1", "config_space[0] must be 512 hex digits"),

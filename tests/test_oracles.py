@@ -30,6 +30,26 @@ def test_capture_records_round_trip(tmp_path: Path) -> None:
     assert CaptureRecord.from_json(ok.to_json()) == ok
 
 
+def test_captures_record_their_vcpus_and_a_line_without_them_ran_one() -> None:
+    four = CaptureRecord("11.1", "11.1.3", "11.1", ("e1000,addr=03.0",), ("00" * 256,), vcpus=4)
+    assert four.to_json()["vcpus"] == 4
+    assert CaptureRecord.from_json(four.to_json()) == four
+    one = CaptureRecord("11.1", "11.1.3", "11.1", ("e1000,addr=03.0",), ("00" * 256,))
+    assert "vcpus" not in one.to_json()  # lines written before vcpus read the same
+    assert CaptureRecord.from_json(one.to_json()).vcpus == 1
+    assert four.config().vcpus == 4
+
+
+def test_the_oracle_starts_qemu_with_the_vcpus_asked_for() -> None:
+    from compatlab.oracles.qemu import qemu_command
+
+    binary = QemuBinary(Path("/q"), "11.1.3", Version(11, 1), (Version(11, 1),))
+    args = qemu_command(binary, Version(11, 1), ["e1000,addr=03.0"], "/s", "/fw", 6)
+    assert args[args.index("-smp") + 1] == "6"
+    default = qemu_command(binary, Version(11, 1), [], "/s", "/fw")
+    assert default[default.index("-smp") + 1] == "1"
+
+
 def test_write_probes_round_trip() -> None:
     rec = CaptureRecord(
         "7.2",

@@ -75,6 +75,7 @@ def _run_config(binary: QemuBinary, machine: Version, config: Config) -> Capture
             tuple(config.device_strings()),
             fault=exc.what,
             stderr=exc.stderr,
+            vcpus=config.vcpus or 1,
         )
 
 
@@ -85,7 +86,7 @@ def _verdict(record: CaptureRecord, cat: Catalogue, *, via_hints: bool = False) 
         return check_record(record, cat, via_hints=via_hints)
     try:
         realize(
-            Config(tuple(parse_device_string(d) for d in record.devices)),
+            record.config(),
             record.binary,
             defaults_at=record.machine,
             catalogue=cat,
@@ -138,6 +139,39 @@ def test_hints_upgrade_matches_live_qemu_machine_types(release: str) -> None:
         assert verdict.agrees, f"{config.device_strings()} from {machine}: {verdict.detail}"
 
     check()
+
+
+QUEUED = (
+    "virtio-blk-pci,id=blk,drive=d0,addr=03.0",
+    "virtio-scsi-pci,id=scsi,addr=04.0",
+    "virtio-blk-pci-non-transitional,id=blk1,drive=d1,addr=05.0",
+    "virtio-scsi-pci,id=scsi1,num_queues=4294967295,addr=06.0",
+    "virtio-net-pci,id=net,netdev=n0,addr=07.0",
+)
+
+
+@pytest.mark.parametrize("release", ["5.2", "7.2", "10.0", "11.1"])
+def test_auto_queue_counts_follow_smp_as_the_model_says(release: str) -> None:
+    """With -smp 4, QEMU gives virtio-blk and virtio-scsi one queue per vCPU (and MSI-X
+    vectors to match) on its own machine type, and one queue on pc-i440fx-5.1
+    (hw_compat_5_1; 11.1 has no 5.1 machine type, so its oldest, 5.2, auto too); the
+    model agrees directly and through hints, and QEMU with -smp 1 shows other bytes."""
+    binary = require_qemu(release)
+    older = Version(5, 1) if Version(5, 1) in binary.machines else binary.machines[0]
+    for machine in (older, binary.version):
+        devices = tuple(parse_device_string(d) for d in QUEUED)
+        four = capture_config(binary, machine, Config(devices, vcpus=4))
+        one = capture_config(binary, machine, Config(devices))
+        assert (four.vcpus, one.vcpus) == (4, 1)
+        assert check_record(four).agrees, check_record(four).detail
+        assert check_record(four, via_hints=True).agrees
+        assert check_record(one).agrees
+        assert four.config_space is not None and one.config_space is not None
+        differs = [a != b for a, b in zip(four.config_space, one.config_space, strict=True)]
+        # The explicit auto always follows -smp, defaults only where auto is the default,
+        # virtio-net never (its queues come from its netdev).
+        auto_default = machine >= Version(5, 2)
+        assert differs == [auto_default, auto_default, auto_default, True, False]
 
 
 def test_device_strings_parse_back() -> None:

@@ -139,3 +139,65 @@ def test_upgrade_reproduces_the_old_version() -> None:
         upgraded = realize(config, "10.0", hints=dump_hints(config, old))
         original = realize(config, old)
         assert [d.space for d in upgraded.devices] == [d.space for d in original.devices]
+
+
+# -- the machine's vCPU count: the same rules ------------------------------------------
+
+BLK = _config("virtio-blk-pci,id=blk0,drive=d0")
+
+
+def _queues(realized: object) -> int:
+    """virtio-blk's MSI-X table size (N - 1 = its queue count, one vector per queue
+    and one for config changes)."""
+    space = realized.devices[0].space.config  # type: ignore[attr-defined]
+    pointer = space[0x34]
+    while space[pointer] != 0x11:
+        pointer = space[pointer + 1]
+    return int.from_bytes(space[pointer + 2 : pointer + 4], "little") & 0x7FF
+
+
+def test_vcpus_come_from_the_config_else_the_hints_else_one() -> None:
+    four = Config(BLK.devices, vcpus=4)
+    hints = dump_hints(four, "10.0")
+    assert hints.vcpus == 4
+    assert vars_of(resolve(BLK, "10.0").vcpus) == (1, Source.DEFAULT)
+    assert vars_of(resolve(BLK, "10.0", hints=hints).vcpus) == (4, Source.HINT)
+    two = Config(BLK.devices, vcpus=2)
+    assert vars_of(resolve(two, "10.0", hints=hints).vcpus) == (2, Source.CONFIG)
+    # An explicit 1 is the config's, even against hints of 4 (unset is not default).
+    one = Config(BLK.devices, vcpus=1)
+    assert vars_of(resolve(one, "10.0", hints=hints).vcpus) == (1, Source.CONFIG)
+    # A machine type carries no vCPU count: defaults_at leaves it to the config.
+    assert resolve(BLK, "10.0", defaults_at="5.1").vcpus.source is Source.DEFAULT
+
+
+def vars_of(resolved: object) -> tuple[object, object]:
+    return (resolved.value, resolved.source)  # type: ignore[attr-defined]
+
+
+def test_hints_resolve_auto_as_the_dump_did_for_a_config_that_gives_no_vcpus() -> None:
+    """num-queues=65535 (auto) is what the hints hold; the vCPU count they were dumped
+    with makes a reload see the queues the dump saw, through the file format too."""
+    four = Config(BLK.devices, vcpus=4)
+    hints = decode(encode(dump_hints(four, "10.0")))
+    assert hints.entries[0].props["num-queues"] == 65535
+    assert _queues(realize(four, "10.0")) == 4
+    assert _queues(realize(BLK, "11.1", hints=hints)) == 4
+    assert _queues(realize(BLK, "11.1")) == 1
+    assert _queues(realize(Config(BLK.devices, vcpus=3), "11.1", hints=hints)) == 3
+
+
+def test_auto_queue_counts_follow_the_vcpus_only_where_the_release_has_auto() -> None:
+    for vcpus, version, defaults_at, queues in [
+        (4, "5.2", None, 4),     # auto is the default since 5.2
+        (4, "5.1", None, 1),     # 5.1 had one queue
+        (4, "11.1", "5.1", 1),   # hw_compat_5_1 keeps one on the 5.1 machine type
+        (255, "11.1", None, 255),
+    ]:  # fmt: skip
+        config = Config(BLK.devices, vcpus=vcpus)
+        assert _queues(realize(config, version, defaults_at=defaults_at)) == queues
+    explicit = _config("virtio-blk-pci,id=blk0,drive=d0,num-queues=65535")
+    # Before 5.2, 65535 was a count like any other, past the 1024 queues of a device.
+    with pytest.raises(Exception, match="exceeds the 1024 virtqueues"):
+        realize(explicit, "5.1")
+    assert _queues(realize(Config(explicit.devices, vcpus=3), "11.1", defaults_at="5.1")) == 3

@@ -23,9 +23,11 @@ from compatlab.pci.config_space import ConfigSpace, ConfigSpaceBuilder
 
 @dataclass(frozen=True, slots=True)
 class BuildContext:
-    """What a builder may know: the driver, its resolved properties and its address.
+    """What a builder may know: the driver, its resolved properties, its address and
+    the machine it is plugged into.
 
-    ``roms`` maps firmware file names the emulator ships to their sizes in bytes.
+    ``roms`` maps firmware file names the emulator ships to their sizes in bytes;
+    ``vcpus`` is the machine's vCPU count, which ``auto`` queue counts follow.
     """
 
     driver: str
@@ -34,6 +36,7 @@ class BuildContext:
     slot: builtins.int
     function: builtins.int
     roms: Mapping[str, builtins.int]
+    vcpus: builtins.int = 1
 
     def __getitem__(self, name: str) -> Value | None:
         return self.props[name]

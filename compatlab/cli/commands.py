@@ -78,7 +78,7 @@ def cmd_realize(args: argparse.Namespace) -> int:
     from compatlab.realize import realize
 
     hints = _read_hints(args.hints) if args.hints else None
-    config = build_config(args.config, args.device)
+    config = build_config(args.config, args.device, args.vcpus)
     if not config.devices:
         raise ConfigError("no devices: give --config FILE or --device SPEC")
     realized = realize(config, _version(args.version), hints=hints)
@@ -111,6 +111,7 @@ def realized_to_json(realized: Any) -> dict[str, Any]:
         )
     return {
         "version": str(realized.version),
+        "machine": {"vcpus": {"value": realized.vcpus.value, "source": str(realized.vcpus.source)}},
         "devices": devices,
         "ignored_hints": [h.to_json() for h in realized.ignored_hints],
     }
@@ -124,7 +125,8 @@ def _hexdump(data: bytes) -> list[str]:
 
 
 def _print_realized_text(doc: dict[str, Any]) -> None:
-    print(f"version {doc['version']}")
+    vcpus = doc["machine"]["vcpus"]
+    print(f"version {doc['version']}, {vcpus['value']} vCPUs ({vcpus['source']})")
     for dev in doc["devices"]:
         ident = f" id={dev['id']}" if dev["id"] else ""
         print(f"\n{dev['addr']} {dev['driver']}{ident}")
@@ -165,7 +167,7 @@ def cmd_hints(args: argparse.Namespace) -> int:
 
     if args.hints_command == "dump":
         _writable("-o", args.output, folder=False)
-        config = build_config(args.config, args.device)
+        config = build_config(args.config, args.device, args.vcpus)
         if not config.devices:
             raise ConfigError("no devices: give --config FILE or --device SPEC")
         blob = encode(dump_hints(config, known_version(args.version)))
@@ -182,7 +184,10 @@ def cmd_hints(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json(hints.to_json())
     else:
-        print(f"compat hints dumped by {hints.version}, {len(hints.entries)} devices")
+        print(
+            f"compat hints dumped by {hints.version} with {hints.vcpus} vCPUs, "
+            f"{len(hints.entries)} devices"
+        )
         for entry in hints.entries:
             print(f"\n{entry.identity} {entry.driver}")
             for name, value in entry.properties:
@@ -265,7 +270,7 @@ def _qemu_binaries(args: argparse.Namespace) -> int:
 
 def _qemu_capture(args: argparse.Namespace) -> int:
     from compatlab.catalogue import builtin_catalogue
-    from compatlab.config import build_config
+    from compatlab.config import DEFAULT_VCPUS, build_config
     from compatlab.oracles.capture import capture_one, capture_singles, write_records
     from compatlab.oracles.qemu import binary_for
     from compatlab.oracles.sweep import sweep, uniquify_links
@@ -303,11 +308,18 @@ def _qemu_capture(args: argparse.Namespace) -> int:
 
             total += write_records(
                 args.output,
-                capture_singles(binary, machine, devices, progress=tick, probe=args.probe),
+                capture_singles(
+                    binary,
+                    machine,
+                    devices,
+                    progress=tick,
+                    probe=args.probe,
+                    vcpus=args.vcpus or DEFAULT_VCPUS,
+                ),
             )
         _progress_done()
         print(f"{driver}: {len(items)} captures", file=sys.stderr)
-    config = build_config(args.config, args.device)
+    config = build_config(args.config, args.device, args.vcpus)
     if config.devices:
         from compatlab.resolve import assign_addresses
 
@@ -318,7 +330,16 @@ def _qemu_capture(args: argparse.Namespace) -> int:
         ]
         for machine in machines:
             total += write_records(
-                args.output, [capture_one(binary, machine, strings, probe=args.probe)]
+                args.output,
+                [
+                    capture_one(
+                        binary,
+                        machine,
+                        strings,
+                        probe=args.probe,
+                        vcpus=config.vcpus or DEFAULT_VCPUS,
+                    )
+                ],
             )
     elapsed = time.perf_counter() - started
     rate = total / elapsed if elapsed else 0.0
@@ -641,7 +662,7 @@ def _print_check_summary(run: Any, *, strict: bool) -> None:
         print(f"\n{label}: {o.task.invariant} {'..'.join(o.task.versions)} (device {device})")
         print(f"  {detail}")
         if o.failure and o.failure.config:
-            print("  minimal config: " + " ".join(f"-device {s}" for s in o.failure.config))
+            print("  minimal config: " + " ".join(o.failure.options()))
         print(f"  reproduce: {o.reproduce_command(strict=strict)}")
 
 
@@ -815,7 +836,7 @@ def _print_candidate_verdict(verdict: Any) -> None:
         print(f"FAIL {f.invariant} {span}: {f.driver}: {f.failure.detail}")
         for line in f.explanation.lines:
             print(f"  missing: {line}")
-        print("  minimal config: " + " ".join(f"-device {d}" for d in f.failure.config))
+        print("  minimal config: " + " ".join(f.failure.options()))
         if f.shared_from is not None:
             print(f"  counterexample found and shrunk by {f.shared_from}")
         if len(same) > 1:

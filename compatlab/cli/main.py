@@ -138,7 +138,26 @@ class _AppendDevices(argparse.Action):
         items.append(values)
 
 
+def _vcpus(text: str) -> int:
+    """A vCPU count (1..255), as ``-smp`` takes it."""
+    from compatlab.config import parse_vcpus
+    from compatlab.errors import ConfigError
+
+    try:
+        return parse_vcpus(text, "vcpus")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("vcpus: ")) from None
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vcpus",
+        "-smp",
+        type=_vcpus,
+        metavar="N",
+        help="the machine's vCPU count, 1..255 (default: the config file's, else the "
+        "hints', else 1); auto queue counts follow it",
+    )
     p.add_argument(
         "--config",
         action=_AppendDevices,

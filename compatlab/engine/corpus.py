@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from compatlab.config import Config, parse_device_string
+from compatlab.config import Config, check_vcpus, parse_device_string
 from compatlab.errors import CompatlabError, CorpusError
 from compatlab.hints import Hints, decode, encode
 from compatlab.invariants.registry import Case, Failure, Violation, registered
@@ -208,11 +208,21 @@ def _writes(value: Any) -> list[list[int]]:
     return value
 
 
+def _vcpus(entry: dict[str, Any]) -> int | None:
+    """The entry's vCPU count (None: its config gives none)."""
+    if "vcpus" not in entry:
+        return None
+    try:
+        return check_vcpus(entry["vcpus"], "vcpus")
+    except CompatlabError as exc:
+        raise _Malformed(str(exc)) from None
+
+
 def promote(
     name: str, case: Case, failure: Failure, root: Path, *, reproduce: str | None = None
 ) -> Path:
     """Keep a failing case as a readable corpus file (named by its content)."""
-    entry = {
+    entry: dict[str, Any] = {
         "invariant": name,
         "versions": [str(v) for v in case.versions],
         "config": case.config.device_strings(),
@@ -220,10 +230,13 @@ def promote(
         "failure": failure.to_json(),
         "reproduce": reproduce,
     }
+    named = [name, entry["versions"], entry["config"], entry["extra"]]
+    if case.config.vcpus is not None:
+        # Absent from entries of configs that give none, as before vcpus existed.
+        entry["vcpus"] = case.config.vcpus
+        named.append(case.config.vcpus)
     text = json.dumps(entry, indent=2, sort_keys=True) + "\n"
-    digest = hashlib.sha256(
-        json.dumps([name, entry["versions"], entry["config"], entry["extra"]]).encode()
-    ).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps(named).encode()).hexdigest()[:12]
     path = root / name / f"{digest}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -270,7 +283,10 @@ def replay_corpus(root: Path, invariants: Iterable[str] | None = None) -> list[R
                 continue
             case = Case(
                 tuple(_version_text(v, n) for n, v in enumerate(_strings(entry, "versions", ""))),
-                Config(tuple(parse_device_string(s) for s in _strings(entry, "config", ""))),
+                Config(
+                    tuple(parse_device_string(s) for s in _strings(entry, "config", "")),
+                    _vcpus(entry),
+                ),
                 _extra_from_json(_get(entry, "extra", dict, "", default={})),
             )
         except (_Malformed, CompatlabError) as exc:

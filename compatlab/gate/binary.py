@@ -79,6 +79,8 @@ def _as_dict(failure: Failure) -> dict[str, Any]:
         "config": list(failure.config),
         "what": failure.detail,
     }
+    if failure.vcpus is not None:
+        out["vcpus"] = failure.vcpus
     if failure.device is not None:
         out["device"] = failure.device
     if failure.offset is not None:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from compatlab.catalogue import Catalogue, using_catalogue
 from compatlab.catalogue.candidate import CandidateCatalogue
-from compatlab.config import Config, parse_device_string
+from compatlab.config import Config
 from compatlab.errors import (
     CompatlabError,
     PropertyValueError,
@@ -72,13 +72,14 @@ class Explanation:
 
 def _device(
     cat: Catalogue, config: Config, version: Version, device: str | None, **load: Any
-) -> tuple[RealizedDevice, dict[str, Any]] | None:
-    """The failing device as realized, and every value its builder saw."""
+) -> tuple[RealizedDevice, dict[str, Any], int] | None:
+    """The failing device as realized, every value its builder saw, and the machine's
+    vCPU count."""
     resolved = resolve(config, version, catalogue=cat, **load)
     realized = realize_resolved(resolved, catalogue=cat)
     for dev, rd in zip(resolved.devices, realized.devices, strict=True):
         if device is None or dev.identity == device:
-            return rd, builder_values(dev, version, cat)
+            return rd, builder_values(dev, version, cat), resolved.vcpu_count
     return None
 
 
@@ -114,7 +115,7 @@ def explain(cc: CandidateCatalogue, failure: Failure) -> Explanation:
         return Explanation()
     cat = cc.catalogue
     old, new = versions[0], versions[-1]
-    config = Config(tuple(parse_device_string(s) for s in failure.config))
+    config = failure.minimal_config()
     with using_catalogue(cat):
         try:
             load = inv.upgraded(Case(versions, config))
@@ -129,7 +130,7 @@ def explain(cc: CandidateCatalogue, failure: Failure) -> Explanation:
             )
         if src is None or dst is None:
             return Explanation()
-        (src_dev, src_vals), (dst_dev, dst_vals) = src, dst
+        (src_dev, src_vals, _), (dst_dev, dst_vals, vcpus) = src, dst
         regs = space_diff(src_dev.space, dst_dev.space)
         differing = sorted(
             p for p in set(src_vals) | set(dst_vals) if src_vals.get(p) != dst_vals.get(p)
@@ -137,7 +138,7 @@ def explain(cc: CandidateCatalogue, failure: Failure) -> Explanation:
 
         def fixes(values: dict[str, Any]) -> bool:
             try:
-                return _same(build_device(dst_dev.device, values, cat), src_dev.space)
+                return _same(build_device(dst_dev.device, values, cat, vcpus), src_dev.space)
             except (CompatlabError, TypeError, ValueError, KeyError):
                 return False
 

@@ -5,9 +5,18 @@ A savevm-like binary blob, little-endian throughout::
     magic "CLHINTS\\x1a" · format u16 · flags u16 · version major u16 · minor u16
     · section count u32 · sections · CRC-32 of everything before it (u32)
 
-Each section is ``tag u8 (0x01: device) · body length u32 · body``; a device body
-is ``identity str · driver str · property count u16 · properties``, a property
+Each section is ``tag u8 · body length u32 · body``. A device section (0x01) holds
+``identity str · driver str · property count u16 · properties``; a machine section
+(0x02, optional, first) holds ``property count u16 · properties``: the machine-level
+inputs that differ from their default (``vcpus``, when not 1). A property is
 ``name str · type u8 · value`` and a ``str`` is ``length u16 · UTF-8``.
+
+Files written before the machine section existed have none, which says what they
+recorded: one vCPU, the only machine compatlab modelled then. So the format version
+stays 1: every such file decodes as before and re-encodes to itself, a file dumped
+with one vCPU is the same bytes as before, and a decoder that predates the section
+refuses a file that has one (an unknown section type) instead of loading it as if
+it held one vCPU.
 
 Decoding is bounded: the file size is capped, every declared length and count is
 checked against the bytes that remain before anything is read or allocated, and
@@ -22,7 +31,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from compatlab.config import MAX_DEVICES
+from compatlab.config import DEFAULT_VCPUS, MAX_DEVICES, MAX_VCPUS
 from compatlab.errors import HintsFormatError
 from compatlab.hints.model import HintEntry, Hints, HintValue
 from compatlab.versions import Version
@@ -30,10 +39,13 @@ from compatlab.versions import Version
 MAGIC = b"CLHINTS\x1a"
 FORMAT_VERSION = 1
 MAX_SIZE = 16 * 1024 * 1024
-MAX_SECTIONS = MAX_DEVICES  # one section per device; a config holds at most 240
+MAX_SECTIONS = MAX_DEVICES + 1  # a machine section and one per device (at most 240)
 MAX_PROPERTIES = 4096
 
 SECTION_DEVICE = 0x01
+SECTION_MACHINE = 0x02
+#: The machine-level inputs a machine section may hold, with their defaults (left out).
+MACHINE_DEFAULTS = {"vcpus": DEFAULT_VCPUS}
 
 T_UNSET = 0x00
 T_FALSE = 0x01
@@ -76,13 +88,18 @@ def _value(value: HintValue) -> bytes:
 
 def encode(hints: Hints) -> bytes:
     """Serialise hints to the canonical file format; the inverse of :func:`decode`."""
-    if len(hints.entries) > MAX_SECTIONS:
+    if len(hints.entries) > MAX_DEVICES:
         raise ValueError(f"{len(hints.entries)} devices is more than compat hints hold")
+    machine = [(k, n) for k, n in (("vcpus", hints.vcpus),) if n != MACHINE_DEFAULTS[k]]
+    count = len(hints.entries) + (1 if machine else 0)
     out = bytearray(
-        _HEADER.pack(
-            MAGIC, FORMAT_VERSION, 0, hints.version.major, hints.version.minor, len(hints.entries)
-        )
+        _HEADER.pack(MAGIC, FORMAT_VERSION, 0, hints.version.major, hints.version.minor, count)
     )
+    if machine:
+        body = bytearray(_U16.pack(len(machine)))
+        for key, count in machine:
+            body += _str(key) + _value(count)
+        out += _SECTION_HEAD.pack(SECTION_MACHINE, len(body)) + body
     for entry in hints.entries:
         body = bytearray(_str(entry.identity) + _str(entry.driver))
         body += _U16.pack(len(entry.properties))
@@ -194,22 +211,28 @@ def decode(data: bytes) -> Hints:
     if count > MAX_SECTIONS or count * _MIN_SECTION > reader.end - reader.pos:
         raise HintsFormatError(f"declares {count} sections, more than the file can hold", offset=16)
     entries: list[HintEntry] = []
+    machine = dict(MACHINE_DEFAULTS)
     previous: str | None = None
-    for _ in range(count):
+    for index in range(count):
         start = reader.pos
         tag = reader.u8("section tag")
         length = reader.u32("section length")
-        if tag != SECTION_DEVICE:
+        if tag not in (SECTION_DEVICE, SECTION_MACHINE):
             raise reader.fail(f"unknown section type {tag:#04x}", start)
+        if tag == SECTION_MACHINE and index:
+            raise reader.fail("a machine section after the first section", start)
         if length > reader.end - reader.pos:
             raise reader.fail(
                 f"section declares {length} bytes but only {reader.end - reader.pos} remain", start
             )
         body = _Reader(data, reader.pos, reader.pos + length)
         reader.pos += length
+        if tag == SECTION_MACHINE:
+            machine.update(_machine(body))
+            _ended(body)
+            continue
         entry = _device(body)
-        if body.pos != body.end:
-            raise body.fail(f"{body.end - body.pos} unexpected bytes at the end of a section")
+        _ended(body)
         if previous is not None and entry.identity <= previous:
             why = "twice" if entry.identity == previous else "out of order"
             raise reader.fail(f"device {entry.identity!r} appears {why}", start)
@@ -217,14 +240,18 @@ def decode(data: bytes) -> Hints:
         entries.append(entry)
     if reader.pos != reader.end:
         raise reader.fail(f"{reader.end - reader.pos} unexpected bytes after the last section")
-    return Hints(Version(major, minor), tuple(entries))
+    if len(entries) > MAX_DEVICES:
+        raise HintsFormatError(f"holds {len(entries)} devices, more than a config", offset=16)
+    return Hints(Version(major, minor), tuple(entries), machine["vcpus"])
 
 
-def _device(body: _Reader) -> HintEntry:
-    identity = body.text("device identity")
-    driver = body.text("driver name")
-    if not identity or not driver:
-        raise body.fail("a device section needs an identity and a driver")
+def _ended(body: _Reader) -> None:
+    if body.pos != body.end:
+        raise body.fail(f"{body.end - body.pos} unexpected bytes at the end of a section")
+
+
+def _properties(body: _Reader, owner: str) -> list[tuple[str, HintValue]]:
+    """``count u16 · properties``, names in canonical order."""
     count_at = body.pos
     count = body.u16("property count")
     if count > MAX_PROPERTIES or count * 3 > body.end - body.pos:
@@ -236,7 +263,39 @@ def _device(body: _Reader) -> HintEntry:
         name = body.text("property name")
         if previous is not None and name <= previous:
             why = "twice" if name == previous else "out of order"
-            raise body.fail(f"property {name!r} of {identity!r} appears {why}", at)
+            raise body.fail(f"property {name!r} of {owner} appears {why}", at)
         previous = name
         props.append((name, body.value(name)))
-    return HintEntry(identity, driver, tuple(props))
+    return props
+
+
+def _machine(body: _Reader) -> dict[str, int]:
+    """The machine inputs of a machine section: known names, values in range, none at
+    its default (the canonical form leaves those out) and at least one."""
+    start = body.pos
+    props = _properties(body, "the machine")
+    if not props:
+        raise body.fail("an empty machine section (the canonical form leaves it out)", start)
+    out: dict[str, int] = {}
+    for name, value in props:
+        if name not in MACHINE_DEFAULTS:
+            raise body.fail(f"unknown machine input {name!r}", start)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VCPUS:
+            raise body.fail(
+                f"machine input {name}={value!r} is not a count in 1..{MAX_VCPUS}", start
+            )
+        if value == MACHINE_DEFAULTS[name]:
+            raise body.fail(
+                f"machine input {name}={value} is its default (the canonical form leaves it out)",
+                start,
+            )
+        out[name] = value
+    return out
+
+
+def _device(body: _Reader) -> HintEntry:
+    identity = body.text("device identity")
+    driver = body.text("driver name")
+    if not identity or not driver:
+        raise body.fail("a device section needs an identity and a driver")
+    return HintEntry(identity, driver, tuple(_properties(body, repr(identity))))

@@ -2,7 +2,10 @@
 
 Hints are normalised on construction (entries sorted by identity, properties by
 name), so two hint sets holding the same facts are equal and encode to the same
-bytes.
+bytes. Besides the devices they record the machine-level inputs the dumping version
+resolved device defaults with: the vCPU count, which an ``auto`` queue count
+(virtio-blk's ``num-queues=65535``) follows, so that a reload with a config that does
+not give it resolves ``auto`` as the dump did.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from compatlab.catalogue.properties import Value
+from compatlab.config import DEFAULT_VCPUS, MAX_VCPUS
 from compatlab.versions import Version
 
 HintValue = Value | None
@@ -37,20 +41,26 @@ class HintEntry:
 
 @dataclass(frozen=True, slots=True)
 class Hints:
-    """The hints one emulator version dumped for one config."""
+    """The hints one emulator version dumped for one config, with the vCPU count
+    it ran it with."""
 
     version: Version
     entries: tuple[HintEntry, ...] = field(default_factory=tuple)
+    vcpus: int = DEFAULT_VCPUS
 
     def __post_init__(self) -> None:
+        if isinstance(self.vcpus, bool) or not 1 <= self.vcpus <= MAX_VCPUS:
+            raise ValueError(f"hints hold vcpus={self.vcpus!r}, outside 1..{MAX_VCPUS}")
         ids = [e.identity for e in self.entries]
         if len(set(ids)) != len(ids):
             raise ValueError("hints hold two entries with the same identity")
         object.__setattr__(self, "entries", tuple(sorted(self.entries, key=lambda e: e.identity)))
 
     @classmethod
-    def of(cls, version: Version, entries: Iterable[HintEntry]) -> Hints:
-        return cls(version, tuple(entries))
+    def of(
+        cls, version: Version, entries: Iterable[HintEntry], vcpus: int = DEFAULT_VCPUS
+    ) -> Hints:
+        return cls(version, tuple(entries), vcpus)
 
     def by_identity(self) -> Mapping[str, HintEntry]:
         return {e.identity: e for e in self.entries}
@@ -58,6 +68,7 @@ class Hints:
     def to_json(self) -> dict[str, object]:
         return {
             "version": str(self.version),
+            "machine": {"vcpus": self.vcpus},
             "devices": [
                 {"identity": e.identity, "driver": e.driver, "properties": dict(e.properties)}
                 for e in self.entries

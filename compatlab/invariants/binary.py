@@ -112,6 +112,7 @@ def binaries_agree(case: Case, system: System) -> None:
         config=tuple(case.config.device_strings()),
         driver=case.config.devices[0].driver,
         machine=str(machine),
+        vcpus=case.config.vcpus,
     )
     if diff.get("refused_by") == "baseline":
         system.note(failure)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from compatlab.catalogue import active_catalogue
 from compatlab.catalogue.model import POINTER_WITHOUT_STATUS
-from compatlab.config import Config, DeviceSpec, parse_device_string
+from compatlab.config import MAX_VCPUS, Config, DeviceSpec, parse_device_string
 from compatlab.errors import CompatlabError, PropertyParseError
 from compatlab.hints import HintEntry, Hints
 from compatlab.invariants.registry import Case, Scope, System, fail, get, invariant
@@ -110,8 +110,10 @@ def _twist(value: Any) -> Any:
 
 
 def _conflicting_hints(config: Config, hints: Hints) -> Hints:
-    """``hints`` with every property the config sets holding another value."""
+    """``hints`` with every property the config sets holding another value, and
+    another vCPU count if the config gives one."""
     explicit = {(d.id or ""): {name for name, _ in d.properties} for d in config.devices}
+    vcpus = hints.vcpus if config.vcpus is None else config.vcpus % MAX_VCPUS + 1
     return Hints(
         hints.version,
         tuple(
@@ -125,6 +127,7 @@ def _conflicting_hints(config: Config, hints: Hints) -> Hints:
             )
             for e in hints.entries
         ),
+        vcpus,
     )
 
 
@@ -147,6 +150,18 @@ def _override_cases(draw: st.DrawFn, versions: tuple[Version, ...], scope: Scope
 def config_overrides_hints(case: Case, system: System) -> None:
     _, new = case.versions
     resolved = system.resolve(case.config, new, hints=case.extra["hints"])
+    given = case.config.vcpus
+    if given is not None and (resolved.vcpus.value, resolved.vcpus.source) != (
+        given,
+        Source.CONFIG,
+    ):
+        raise fail(
+            case,
+            "config-overrides-hints",
+            f"vcpus={given} resolved to {resolved.vcpus.value!r} ({resolved.vcpus.source})",
+            expected=repr(given),
+            actual=repr(resolved.vcpus.value),
+        )
     cat = active_catalogue()
     for spec, dev in zip(case.config.devices, resolved.devices, strict=True):
         for name, raw in spec.properties:
@@ -209,7 +224,7 @@ def absent_device_hints_ignored(case: Case, system: System) -> None:
         )
     )
     extra = system.dump(others, old).entries
-    padded = Hints(hints.version, hints.entries + extra)
+    padded = Hints(hints.version, hints.entries + extra, hints.vcpus)
     base = system.realize(case.config, new, hints=hints)
     more = system.realize(case.config, new, hints=padded)
     _same_hardware(case, "absent-device-hints-ignored", base, more, "with hints for absent devices")
@@ -630,7 +645,7 @@ def explicit_default_is_neutral(case: Case, system: System) -> None:
     what = f"with {name}={ptype.format(value)} set explicitly"
     implicit = system.realize(case.config, version)
     try:
-        spelled_out = system.realize(Config(tuple(devices)), version)
+        spelled_out = system.realize(Config(tuple(devices), case.config.vcpus), version)
     except CompatlabError as exc:
         # Spelling out the value it resolved to anyway made the config unrunnable.
         raise fail(
@@ -655,14 +670,17 @@ def per_device_independence(case: Case, system: System) -> None:
         tuple(
             DeviceSpec(d.driver, d.id, a, d.properties)
             for d, a in zip(case.config.devices, assign_addresses(case.config), strict=True)
-        )
+        ),
+        case.config.vcpus,
     )
     hints = system.dump(pinned, old)
     together = system.realize(pinned, new, hints=hints)
-    reordered = system.realize(Config(tuple(reversed(pinned.devices))), new, hints=hints)
+    reordered = system.realize(
+        Config(tuple(reversed(pinned.devices)), pinned.vcpus), new, hints=hints
+    )
     by_id = {d.device.identity: d for d in reordered.devices}
     for dev, spec in zip(together.devices, pinned.devices, strict=True):
-        alone = system.realize(Config((spec,)), new, hints=hints).devices[0]
+        alone = system.realize(Config((spec,), pinned.vcpus), new, hints=hints).devices[0]
         for other, what in ((alone, "alone"), (by_id[dev.device.identity], "in reverse order")):
             diff = _first_difference(dev.space, other.space)
             if diff is not None:

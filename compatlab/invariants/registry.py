@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
-from compatlab.config import Config
+from compatlab.config import Config, parse_device_string
 from compatlab.errors import CatalogueError, CheckFailure
 from compatlab.hints import Hints, decode, encode
 from compatlab.realize import realize, realize_resolved
@@ -75,6 +75,17 @@ class Failure:
     #: The failing device's config-space bytes (hex) where the failure is seen, so
     #: that a report names the registers at ``offset`` without realizing anything.
     space: str | None = None
+    #: The config's vCPU count (None: the config gives none, so one).
+    vcpus: int | None = None
+
+    def minimal_config(self) -> Config:
+        """The failing config, devices and vCPU count."""
+        return Config(tuple(parse_device_string(s) for s in self.config), self.vcpus)
+
+    def options(self) -> list[str]:
+        """The failing config as QEMU options (``-smp N``, ``-device …``)."""
+        smp = [] if self.vcpus is None else [f"-smp {self.vcpus}"]
+        return smp + [f"-device {s}" for s in self.config]
 
     @property
     def space_bytes(self) -> bytes | None:
@@ -96,6 +107,7 @@ class Failure:
             "driver": self.driver,
             "machine": self.machine,
             "space": self.space,
+            "vcpus": self.vcpus,
         }
 
     @classmethod
@@ -113,6 +125,7 @@ class Failure:
             driver=data.get("driver"),
             machine=data.get("machine"),
             space=data.get("space"),
+            vcpus=data.get("vcpus"),
         )
 
 
@@ -291,5 +304,6 @@ def fail(
             config=tuple(case.config.device_strings()),
             driver=driver,
             space=None if space is None else space.hex(),
+            vcpus=case.config.vcpus,
         )
     )

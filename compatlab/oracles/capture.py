@@ -10,7 +10,8 @@ or, when QEMU refused the config (its one error line and exit status 1),
 ``"error": "<QEMU's message>"`` instead of ``config_space``; or, when QEMU crashed
 on it (a sweep keeps that as a finding about QEMU, not as a refusal),
 ``"fault": "<what happened>"`` with ``"stderr"``, the end of what it printed.
-Every device string carries an explicit ``addr``. A capture
+Every device string carries an explicit ``addr``. A capture made with more than one
+vCPU (``-smp N``) says so: ``"vcpus": N``; a line without it ran one vCPU. A capture
 with a guest write probe also holds ``"write_probe": [[ones, zeros], …]``, per
 device the 256 bytes read back after writing all-ones and after writing zeros to
 each dword in turn (:func:`compatlab.oracles.guest.probe_sequence`).
@@ -35,7 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from compatlab.catalogue import Catalogue, active_catalogue
-from compatlab.config import FIRST_SLOT, LAST_SLOT, Config, PciAddress, parse_device_string
+from compatlab.config import (
+    DEFAULT_VCPUS,
+    FIRST_SLOT,
+    LAST_SLOT,
+    Config,
+    PciAddress,
+    check_vcpus,
+    parse_device_string,
+)
 from compatlab.errors import OracleError
 from compatlab.oracles.qemu import (
     BatchResult,
@@ -59,6 +68,7 @@ class CaptureRecord:
     write_probe: tuple[tuple[str, str], ...] | None = None
     fault: str | None = None
     stderr: str | None = None
+    vcpus: int = DEFAULT_VCPUS
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -67,6 +77,8 @@ class CaptureRecord:
             "machine": self.machine,
             "devices": list(self.devices),
         }
+        if self.vcpus != DEFAULT_VCPUS:
+            out["vcpus"] = self.vcpus
         if self.fault is not None:
             out["fault"] = self.fault
             out["stderr"] = self.stderr or ""
@@ -93,7 +105,12 @@ class CaptureRecord:
             write_probe=tuple((str(a), str(b)) for a, b in probe) if probe is not None else None,
             fault=data.get("fault"),
             stderr=data.get("stderr"),
+            vcpus=int(data.get("vcpus", DEFAULT_VCPUS)),
         )
+
+    def config(self) -> Config:
+        """The config QEMU ran: the devices, on ``vcpus`` CPUs."""
+        return Config(tuple(parse_device_string(d) for d in self.devices), self.vcpus)
 
 
 def read_corpus(path: str | Path) -> Iterator[CaptureRecord]:
@@ -212,6 +229,11 @@ def capture_problem(data: Any) -> str | None:
             parse_device_string(text)
         except CompatlabError as exc:
             return f"devices[{n}]: {exc}"
+    if "vcpus" in data:
+        try:
+            check_vcpus(data["vcpus"], "'vcpus'")
+        except CompatlabError as exc:
+            return str(exc)
     kinds = [k for k in ("config_space", "error", "fault") if k in data]
     if len(kinds) != 1:
         return "expected one of 'config_space', 'error' and 'fault'"
@@ -274,18 +296,23 @@ def _probes(result: BatchResult) -> tuple[tuple[str, str], ...] | None:
 
 
 def capture_one(
-    binary: QemuBinary, machine: Version, devices: Sequence[str], *, probe: bool = False
+    binary: QemuBinary,
+    machine: Version,
+    devices: Sequence[str],
+    *,
+    probe: bool = False,
+    vcpus: int = DEFAULT_VCPUS,
 ) -> CaptureRecord:
-    """Run one config (its devices all carry ``addr``) and record what QEMU did,
-    a crash included (a :class:`~compatlab.oracles.qemu.QemuFault` of this config:
-    one that a start with no device does not show too)."""
+    """Run one config (its devices all carry ``addr``) on ``vcpus`` CPUs and record
+    what QEMU did, a crash included (a :class:`~compatlab.oracles.qemu.QemuFault` of
+    this config: one that a start with no device does not show too)."""
     try:
-        result = run_batch(binary, machine, devices, _slots_of(devices), probe=probe)
+        result = run_batch(binary, machine, devices, _slots_of(devices), probe=probe, vcpus=vcpus)
     except QemuFault as fault:
         check_alive(binary, machine)  # a binary broken for every config is no finding
         return CaptureRecord(
             str(binary.version), binary.release, str(machine), tuple(devices),
-            fault=fault.what, stderr=fault.stderr[-2000:],
+            fault=fault.what, stderr=fault.stderr[-2000:], vcpus=vcpus,
         )  # fmt: skip
     return CaptureRecord(
         binary=str(binary.version),
@@ -295,15 +322,16 @@ def capture_one(
         config_space=None if result.spaces is None else tuple(s.hex() for s in result.spaces),
         error=result.error,
         write_probe=_probes(result),
+        vcpus=vcpus,
     )
 
 
 def capture_config(
     binary: QemuBinary, machine: Version, config: Config, *, probe: bool = False
 ) -> CaptureRecord:
-    """Run a config as given (addresses left out are assigned as QEMU does) and
-    record what QEMU did; a config whose addresses clash is sent as is, for QEMU
-    to refuse."""
+    """Run a config as given (addresses left out are assigned as QEMU does, its vCPU
+    count as ``-smp``, one when it gives none) and record what QEMU did; a config
+    whose addresses clash is sent as is, for QEMU to refuse."""
     from compatlab.errors import CompatlabError
     from compatlab.resolve import assign_addresses
 
@@ -312,7 +340,8 @@ def capture_config(
         slots = [Slot(a.slot, a.function) for a in assign_addresses(config)]
     except CompatlabError:
         slots = []
-    result = run_batch(binary, machine, strings, slots, probe=probe)
+    vcpus = DEFAULT_VCPUS if config.vcpus is None else config.vcpus
+    result = run_batch(binary, machine, strings, slots, probe=probe, vcpus=vcpus)
     return CaptureRecord(
         str(binary.version),
         binary.release,
@@ -321,6 +350,7 @@ def capture_config(
         None if result.spaces is None else tuple(s.hex() for s in result.spaces),
         result.error,
         write_probe=_probes(result),
+        vcpus=vcpus,
     )
 
 
@@ -332,8 +362,10 @@ def capture_singles(
     progress: Callable[[int], None] | None = None,
     probe: bool = False,
     catalogue: Catalogue | None = None,
+    vcpus: int = DEFAULT_VCPUS,
 ) -> list[CaptureRecord]:
-    """Capture many one-device configs, packed into as few QEMU starts as possible.
+    """Capture many one-device configs, packed into as few QEMU starts as possible,
+    each on a machine with ``vcpus`` CPUs.
 
     A start holds one config per slot (02, 03, …: each string's ``addr`` is rewritten
     to its slot, and the record shows the address used), and no more devices of a
@@ -351,7 +383,9 @@ def capture_singles(
         while len(pending) > 1:
             texts = [text for _, text in pending]
             try:
-                result = run_batch(binary, machine, texts, _slots_of(texts), probe=probe)
+                result = run_batch(
+                    binary, machine, texts, _slots_of(texts), probe=probe, vcpus=vcpus
+                )
             except QemuFault:  # one of them crashed it: find which, one by one
                 result = BatchResult(None, None)
             if result.spaces is not None:
@@ -364,6 +398,7 @@ def capture_singles(
                         (text,),
                         (space.hex(),),
                         write_probe=None if p is None else (p,),
+                        vcpus=vcpus,
                     )
                 pending = []
                 break
@@ -371,10 +406,10 @@ def capture_singles(
             if len(named) != 1:
                 break
             index, text = named[0]
-            records[index] = capture_one(binary, machine, [text], probe=probe)
+            records[index] = capture_one(binary, machine, [text], probe=probe, vcpus=vcpus)
             pending.remove(named[0])
         for index, text in pending:
-            records[index] = capture_one(binary, machine, [text], probe=probe)
+            records[index] = capture_one(binary, machine, [text], probe=probe, vcpus=vcpus)
         if progress is not None:
             progress(len(start))
     return [records[index] for index in range(len(devices))]

@@ -1,9 +1,9 @@
 """Compare the reference model with what real QEMU did (``model-matches-qemu``),
 and two real binaries with each other (:func:`compare_records`, the binary gate).
 
-A capture made by binary B on machine type ``pc-i440fx-M`` corresponds to the
-model on version B with defaults from version M (DESIGN.md §2: the machine type
-is QEMU's built-in compat hint). Device and property existence are judged at B,
+A capture made by binary B on machine type ``pc-i440fx-M`` with ``-smp N``
+corresponds to the model on version B with defaults from version M (DESIGN.md §2:
+the machine type is QEMU's built-in compat hint) and a config giving ``vcpus`` N. Device and property existence are judged at B,
 unset values at M.
 """
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from compatlab.catalogue import Catalogue
-from compatlab.config import Config, parse_device_string
 from compatlab.errors import CompatlabError
 from compatlab.hints.model import Hints
 from compatlab.oracles.capture import CaptureRecord
@@ -90,7 +89,7 @@ def check_record(
         return Verdict(
             True, f"the catalogue does not cover version {outside[0]}", False, unmodelled=True
         )
-    config = Config(tuple(parse_device_string(d) for d in record.devices))
+    config = record.config()
     try:
         if via_hints:
             try:
@@ -132,7 +131,9 @@ def _first_diff(a: str, b: str) -> int:
 
 def compare_records(base: CaptureRecord, cand: CaptureRecord) -> dict[str, Any] | None:
     """The first guest-visible difference between two captures of one config, or None."""
-    common = {"machine": base.machine, "config": list(base.devices)}
+    common: dict[str, Any] = {"machine": base.machine, "config": list(base.devices)}
+    if base.vcpus != 1:
+        common["vcpus"] = base.vcpus
     if (base.error is None) != (cand.error is None):
         refused, by = (base, "baseline") if base.error else (cand, "candidate")
         return {**common, "what": f"only the {by} refuses: {refused.error}", "refused_by": by}

@@ -309,16 +309,22 @@ def qemu_command(
     device_strings: Sequence[str],
     qmp_socket: str,
     firmware: str,
+    vcpus: int = 1,
 ) -> list[str]:
     """The arguments of one start, binary first: ``firmware`` is the guest program's
     image; the reset it requests when done stops the machine (``-no-reboot``
-    makes it a shutdown, ``-no-shutdown`` a pause), RAM and all kept for reading."""
+    makes it a shutdown, ``-no-shutdown`` a pause), RAM and all kept for reading.
+    ``-smp`` gives the machine ``vcpus`` CPUs: the guest program runs on the first,
+    the others wait for a start-up IPI that never comes; device defaults that follow
+    the vCPU count (virtio-blk's and virtio-scsi's queues) see them all."""
     cmd = [
         str(binary.path),
         "-machine",
         f"pc-i440fx-{machine}",
         "-accel",
         "tcg",
+        "-smp",
+        str(vcpus),
         "-nodefaults",
         "-S",
         "-bios",
@@ -452,6 +458,7 @@ async def _run(
     slots: Sequence[Slot],
     timeout: float,
     probe: bool,
+    vcpus: int,
 ) -> BatchResult:
     layout = Layout(len(slots), probe)
     with tempfile.TemporaryDirectory(prefix="compatlab-qmp-") as tmp:
@@ -463,7 +470,7 @@ async def _run(
         await qmp.start_server(sock)
         started = await _Started.start(
             binary,
-            qemu_command(binary, machine, device_strings, sock, firmware),
+            qemu_command(binary, machine, device_strings, sock, firmware, vcpus),
             qmp,
             tmp,
             {**os.environ, **binary.env},
@@ -619,8 +626,10 @@ def run_batch(
     *,
     timeout: float = START_TIMEOUT,
     probe: bool = False,
+    vcpus: int = 1,
 ) -> BatchResult:
-    """Start ``binary`` on ``pc-i440fx-<machine>`` with the devices and read ``slots``.
+    """Start ``binary`` on ``pc-i440fx-<machine>`` with ``vcpus`` CPUs and the devices,
+    and read ``slots``.
 
     ``device_strings`` must give every device an explicit ``addr`` matching ``slots``.
     With ``probe``, also run a guest write probe on every device (see
@@ -628,7 +637,7 @@ def run_batch(
     """
     if machine not in binary.machines:
         raise OracleError(f"{binary.describe()} has no machine type pc-i440fx-{machine}")
-    return asyncio.run(_run(binary, machine, device_strings, slots, timeout, probe))
+    return asyncio.run(_run(binary, machine, device_strings, slots, timeout, probe, vcpus))
 
 
 def check_alive(binary: QemuBinary, machine: Version) -> None:

@@ -176,7 +176,7 @@ def failure_block(group: FailureGroup) -> str:
     if group.count > 1:
         parts.append(f'<p class="muted">version pairs: {_e(seen)}</p>')
     if f and f.config:
-        config = " \\\n  ".join(f"-device {c}" for c in f.config)
+        config = " \\\n  ".join(f.options())
         parts.append(f"<p>minimal counterexample:</p><pre>{_e(config)}</pre>")
     parts.append(diff_table(group))
     if group.status == "error" and rec.get("note") and f is not None:

@@ -14,6 +14,12 @@ only choose the IDs, the class code and the default MSI-X vector count:
   a modern-only device has device ID 0x1040 + virtio ID and revision 1;
 - MSI-X in its own memory BAR 1 (msix_init_exclusive_bar); a vector count QEMU's
   msix_init refuses (over 2048) makes virtio-pci fall back to no MSI-X silently.
+
+Since QEMU 5.2 virtio-blk's and virtio-scsi's request queue counts may be ``auto``
+(their largest value, and their default): one queue per vCPU
+(:func:`optimal_num_queues`), and the default MSI-X vector count follows. Whether the
+release knows ``auto`` at all is the internal property ``_num_queues_auto`` (before,
+the same number was a count like any other, far past what a device may hold).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ NVECTORS_UNSPECIFIED = 0xFFFFFFFF
 
 # QEMU's include/hw/virtio/virtio.h: VIRTIO_QUEUE_MAX.
 VIRTIO_QUEUE_MAX = 1024
+# PCI Local Bus 3.0 §6.8.2.3: the MSI-X Table Size field (N - 1) is 11 bits wide.
+MSIX_FLAGS_QSIZE = 0x7FF
 VIRTQUEUE_MAX_SIZE = 1024
 
 # BAR numbers QEMU's virtio_pci_realize assigns.
@@ -194,6 +202,21 @@ def build_virtio(ctx: BuildContext, kind: VirtioKind) -> ConfigSpace:
     return cs.freeze()
 
 
+def optimal_num_queues(ctx: BuildContext, fixed_queues: int) -> int:
+    """QEMU hw/virtio/virtio-pci.c, virtio_pci_optimal_num_queues (5.2 to 11.1): one
+    request queue per vCPU, at most what MSI-X vectors (one each, besides the config
+    interrupt and the ``fixed_queues``) and a device's virtqueues can serve."""
+    return min(ctx.vcpus, MSIX_FLAGS_QSIZE - fixed_queues, VIRTIO_QUEUE_MAX - fixed_queues)
+
+
+def _auto_queues(ctx: BuildContext, name: str, auto: int, fixed_queues: int) -> int:
+    """Property ``name``'s queue count, ``auto`` resolved where the release has it."""
+    queues = ctx.int(name)
+    if queues == auto and ctx.flag("_num_queues_auto"):
+        return optimal_num_queues(ctx, fixed_queues)
+    return queues
+
+
 # ------------------------------------------------------------------ virtio-net
 
 
@@ -261,10 +284,13 @@ def build_virtio_net(ctx: BuildContext) -> ConfigSpace:
 # ------------------------------------------------------------------ virtio-blk
 
 
+# hw/block/virtio-blk.c: VIRTIO_BLK_AUTO_NUM_QUEUES (UINT16_MAX).
+BLK_AUTO_NUM_QUEUES = 0xFFFF
+
+
 def _blk_queues(ctx: BuildContext) -> int:
-    """num-queues; 65535 (auto) gives one queue per vCPU, and captures run one vCPU."""
-    queues = ctx.int("num-queues")
-    return 1 if queues == 0xFFFF else queues
+    """num-queues; auto (65535) gives one queue per vCPU (virtio_blk_pci_realize)."""
+    return _auto_queues(ctx, "num-queues", BLK_AUTO_NUM_QUEUES, 0)
 
 
 def _blk_vectors(ctx: BuildContext) -> int:
@@ -336,9 +362,14 @@ def build_virtio_blk(ctx: BuildContext) -> ConfigSpace:
 SCSI_FIXED_QUEUES = 2
 
 
+# include/hw/virtio/virtio-scsi.h: VIRTIO_SCSI_AUTO_NUM_QUEUES (UINT32_MAX).
+SCSI_AUTO_NUM_QUEUES = 0xFFFFFFFF
+
+
 def _scsi_queues(ctx: BuildContext) -> int:
-    queues = ctx.int("num_queues")
-    return 1 if queues == NVECTORS_UNSPECIFIED else queues
+    """num_queues; auto (4294967295) gives one request queue per vCPU
+    (virtio_scsi_pci_realize)."""
+    return _auto_queues(ctx, "num_queues", SCSI_AUTO_NUM_QUEUES, SCSI_FIXED_QUEUES)
 
 
 def _scsi_vectors(ctx: BuildContext) -> int:
