@@ -174,6 +174,59 @@ def test_a_candidate_changes_nothing_released() -> None:
     assert on_2_8.devices[0].space != on_2_7.devices[0].space  # the seeded change
 
 
+# -- which subtype history a candidate's property replaces -------------------------------
+
+
+def test_a_changed_property_leaves_a_subtype_that_fixes_it_alone() -> None:
+    """virtio-pci's disable-legacy changes default: the -transitional types, which
+    have no such property (their instance_init fixes the interface), keep their own
+    behaviour on the candidate and on every older machine type, and the entry for
+    virtio-pci reaches virtio-net-pci only."""
+    cc = apply_candidate(load_candidate(CANDIDATES / "good" / "disable-legacy-on.toml"))
+    cat, n = cc.catalogue, cc.version
+    fixed = {"virtio-net-pci-transitional": "off", "virtio-net-pci-non-transitional": "on"}
+    for driver, value in fixed.items():
+        assert "disable-legacy" not in cat.properties(driver, n)
+        for machine in ("2.6", "11.1", "11.2"):
+            u = Version.parse(machine)
+            assert cat.all_values_at(driver, u, as_of=n)["disable-legacy"] == value, machine
+    want = {"2.6": "off", "2.7": "auto", "11.1": "auto", "11.2": "on"}
+    for machine, value in want.items():
+        got = cat.all_values_at("virtio-net-pci", Version.parse(machine), as_of=n)
+        assert got["disable-legacy"] == value, machine
+
+
+def test_an_introduced_property_replaces_the_history_on_subtypes() -> None:
+    """virtio-rng-pci's vectors, introduced in 7.2 on virtio-rng-pci-base: as of 7.1
+    every variant carried its history as fixed behaviour (no MSI-X); on the
+    candidate all three inherit the new property, settable, with its default."""
+    cc = apply_candidate(load_candidate(CANDIDATES / "good" / "rng-vectors.toml"))
+    cat, n = cc.catalogue, cc.version
+    for driver in ("virtio-rng-pci", "virtio-rng-pci-transitional", "virtio-rng-pci-non-transitional"):
+        assert all(p.internal for p in cc.base.types[driver].properties["vectors"])
+        assert "vectors" not in cat.types[driver].properties
+        assert cat.properties(driver, n)["vectors"].default == 4294967295
+        assert cat.all_values_at(driver, Version.parse("7.1"), as_of=n)["vectors"] == 0
+
+
+def test_the_disable_legacy_change_without_its_entry_is_rejected() -> None:
+    """The same change as good/disable-legacy-on.toml without the hw_compat_11_1
+    entry: rejected, on virtio-net-pci only (the -transitional types do not change)."""
+    data = {
+        "version": "11.2",
+        "types": {"virtio-pci": {"properties": {"disable-legacy": {"default": "on"}}}},
+    }
+    cc = apply_candidate(parse_candidate(data, "<test>"))
+    drivers = ("virtio-net-pci", *TRANSITIONAL)
+    verdict = candidate_gate(
+        cc, profile="ci", drivers=drivers, baselines=[Version.parse("11.1")],
+        invariants=["machine-type-upgrade"],
+    )  # fmt: skip
+    assert {f.driver for f in verdict.failures} == {"virtio-net-pci"}
+    said = [line for f in verdict.failures for line in f.explanation.lines]
+    assert any("virtio-net-pci.disable-legacy changed auto → on" in line for line in said), said
+
+
 # -- bad candidate files: exit 2, one line --------------------------------------------------
 
 BAD = {
