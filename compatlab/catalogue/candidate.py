@@ -186,9 +186,12 @@ class CandidateProblem:
 
     kind: str
     message: str
+    #: What the problem is about, as data for the verdict JSON (the entry, the
+    #: machine types, the property, the device types), in order.
+    details: tuple[tuple[str, Any], ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "message": self.message}
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, **dict(self.details)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,9 +491,7 @@ def _introduced(types: Mapping[str, DeviceType], name: str, spec: Mapping[str, A
     }
 
 
-def _drop_shadowing_history(
-    types: dict[str, DeviceType], name: str, introduced: set[str]
-) -> None:
+def _drop_shadowing_history(types: dict[str, DeviceType], name: str, introduced: set[str]) -> None:
     """A property the candidate introduces on ``name`` replaces the fixed behaviour
     :func:`as_of` left on its subtypes (their history as internal variants): from the
     candidate on, the subtypes inherit the property like any other.
