@@ -653,15 +653,22 @@ def test_an_inherited_break_does_not_hide_a_new_one() -> None:
     assert any("nvme.msix_qsize changed 65 → 32 in 11.2" in line for line in said), said
 
 
-@pytest.mark.parametrize(("release", "code"), [("9.1", 1), ("9.2", 0)])
-def test_cli_gates_a_release_of_the_catalogue(release: str, code: int) -> None:
+@pytest.mark.parametrize(
+    ("release", "code", "drivers"),
+    # 9.1 also removed virtio-blk's scsi, which hw_compat_2_4 sets (a problem found
+    # before anything runs, test_the_gate_rejects_exactly_the_releases_...): on nvme
+    # alone, the run that fails shows its registers.
+    [("9.1", 1, ["--drivers", "nvme"]), ("9.2", 0, [])],
+)
+def test_cli_gates_a_release_of_the_catalogue(release: str, code: int, drivers: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "compatlab", "gate", "--release", release, "--profile", "dev",
-         "--fail-fast", "-n", "2"],
+         "--fail-fast", "-n", "2", *drivers],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == code, proc.stdout + proc.stderr
     if code:
+        assert "problem (" not in proc.stdout
         assert "nvme: behaviour _deverr_init changed off → on in 9.1" in proc.stdout
         assert "wmask   0x88 capability area: PCI Express capability at 0x80 + 0x08" in proc.stdout
 
