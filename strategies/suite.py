@@ -115,6 +115,7 @@ def valid_configs(
     catalogue: Catalogue | None = None,
     drivers: Sequence[str] | None = None,
     max_devices: int = 4,
+    visible_only: bool = False,
 ) -> Config:
     """A config every one of ``versions`` accepts: devices that exist in the oldest,
     properties that exist in all of them, values they all take.
@@ -122,7 +123,8 @@ def valid_configs(
     Every property a user can set may be drawn, weighted toward guest-visible ones
     (up to three of those and one other per device): a property that does
     not change config space still has to be accepted by a newer release, and some
-    do change it without being flagged (a builder reads them).
+    do change it without being flagged (a builder reads them). ``visible_only``
+    draws guest-visible ones alone.
 
     Shrinks towards one device with only its required properties, automatic address.
     """
@@ -141,7 +143,7 @@ def valid_configs(
         driver = draw(st.sampled_from(choices))
         visible, others = _common_settable(cat, driver, tuple(versions))
         chosen = draw(_some(visible, 3)) if visible else []
-        extra = draw(_some(others, 1)) if others else []
+        extra = draw(_some(others, 1)) if others and not visible_only else []
         pairs = required_pairs(cat, driver, oldest, i)
         taken = {name for name, _ in pairs}
         for name in chosen:

@@ -282,6 +282,9 @@ def _blk_config_len(ctx: BuildContext) -> int:
     return 36
 
 
+_BLK_GEOMETRY = (("cyls", 65535), ("heads", 255), ("secs", 255))
+
+
 def _blk_checks(ctx: BuildContext) -> None:
     """hw/block/virtio-blk.c: virtio_blk_device_realize."""
     if not ctx.props.get("drive"):
@@ -299,6 +302,13 @@ def _blk_checks(ctx: BuildContext) -> None:
         block = ctx.int(name)
         if block and (block & (block - 1) or not 512 <= block <= 2 * 1024 * 1024):
             ctx.refuse(f"parameter {name} must be a power of 2 between 512 and 2097152")
+    # hw/block/block.c: blkconf_geometry(conf, NULL, 65535, 255, 255): a geometry
+    # given in part is checked whole (all zero: QEMU guesses it from the drive).
+    geometry = [(name, ctx.int(name), most) for name, most in _BLK_GEOMETRY]
+    if any(value for _, value, _ in geometry):
+        for name, value, most in geometry:
+            if not 1 <= value <= most:
+                ctx.refuse(f"{name} must be between 1 and {most}")
     size = ctx.int("queue-size")
     if size <= 2:
         ctx.refuse("queue-size property must be > 2")
