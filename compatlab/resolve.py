@@ -194,6 +194,7 @@ def resolve(
     entries = dict(hints.by_identity()) if hints is not None else {}
     ignored: list[IgnoredHint] = []
     seen_ids: set[str] = set()
+    boot_indexes: set[int] = set()
     counts: dict[str, int] = {}
     devices = []
     for spec, addr in zip(config.devices, addresses, strict=True):
@@ -235,6 +236,14 @@ def resolve(
             props = dict(_unset(cat, spec.driver, v, era))
             for name, value in explicit.items():
                 props[name] = Resolved(value, Source.CONFIG)
+        boot = props.get("bootindex")
+        if boot is not None and isinstance(boot.value, int) and boot.value >= 0:
+            # QEMU's boot order takes each index once (softmmu/bootdevice.c).
+            if boot.value in boot_indexes:
+                raise ConfigError(
+                    f"-device {spec.driver}: The bootindex {boot.value} has already been used"
+                )
+            boot_indexes.add(boot.value)
         devices.append(ResolvedDevice(spec.driver, spec.id, addr, props))
     ignored.extend(
         IgnoredHint(

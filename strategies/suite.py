@@ -3,6 +3,7 @@ variations and hint sets, and guest config writes."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,8 +30,11 @@ def ordered_versions(
     ).map(lambda vs: tuple(sorted(vs)))
 
 
-_VISIBLE: dict[tuple[Catalogue, str, tuple[Version, ...]], tuple[str, ...]] = {}
+_SETTABLE: dict[
+    tuple[Catalogue, str, tuple[Version, ...]], tuple[tuple[str, ...], tuple[str, ...]]
+] = {}
 _ACCEPTED: dict[tuple[Catalogue, str, str, Version], tuple[str, ...]] = {}
+_TAKES: dict[tuple[Catalogue, str, str, str, Version], bool] = {}
 
 
 def accepted_values(
@@ -49,31 +53,60 @@ def accepted_values(
 def _accepted_at(cat: Catalogue, driver: str, name: str, version: Version) -> tuple[str, ...]:
     key = (cat, driver, name, version)
     if key not in _ACCEPTED:
-        example = [(k, v) for k, v in _example_props(cat, driver) if k != name]
         props = cat.properties(driver, version)
-        ok = []
-        if name in props:
-            for value in property_values(props[name], SUITE_SPREAD, edges=False):
-                config = Config((DeviceSpec(driver, "probe", None, (*example, (name, value))),))
-                try:
-                    realize(config, version, catalogue=cat)
-                except CompatlabError:
-                    continue
-                ok.append(value)
-        _ACCEPTED[key] = tuple(ok)
+        values = property_values(props[name], SUITE_SPREAD, edges=False) if name in props else []
+        _ACCEPTED[key] = tuple(v for v in values if takes(cat, driver, name, v, version))
     return _ACCEPTED[key]
 
 
-def _common_visible(cat: Catalogue, driver: str, versions: tuple[Version, ...]) -> tuple[str, ...]:
-    """Guest-visible properties of ``driver`` that exist in every one of ``versions``."""
+def takes(cat: Catalogue, driver: str, name: str, value: str, version: Version) -> bool:
+    """Whether ``version`` accepts ``driver.name=value`` on the device alone (with its
+    catalogue example); checked against the model once, then cached."""
+    key = (cat, driver, name, value, version)
+    if key not in _TAKES:
+        example = [(k, v) for k, v in _example_props(cat, driver) if k != name]
+        config = Config((DeviceSpec(driver, "probe", None, (*example, (name, value))),))
+        try:
+            realize(config, version, catalogue=cat)
+            _TAKES[key] = True
+        except CompatlabError:
+            _TAKES[key] = False
+    return _TAKES[key]
+
+
+def _common_settable(
+    cat: Catalogue, driver: str, versions: tuple[Version, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The properties of ``driver`` a user can set in every one of ``versions``:
+    (guest-visible ones, the others). Links (backends) are left to the catalogue
+    example; multifunction moves the device to another function."""
     key = (cat, driver, versions)
-    if key not in _VISIBLE:
+    if key not in _SETTABLE:
         common = set.intersection(*(set(cat.properties(driver, v)) for v in versions))
         props = cat.properties(driver, min(versions))
-        _VISIBLE[key] = tuple(
-            sorted(n for n in common if props[n].guest_visible and n != "multifunction")
+        names = sorted(n for n in common if props[n].type.kind != "link" and n != "multifunction")
+        _SETTABLE[key] = (
+            tuple(n for n in names if props[n].guest_visible),
+            # Free-form ones (a string, a MAC address) have no values to try.
+            tuple(
+                n
+                for n in names
+                if not props[n].guest_visible
+                and property_values(props[n], SUITE_SPREAD, edges=False)
+            ),
         )
-    return _VISIBLE[key]
+    return _SETTABLE[key]
+
+
+@functools.cache
+def _some(names: tuple[str, ...], most: int) -> st.SearchStrategy[list[str]]:
+    """Up to ``most`` of ``names`` (built once: strategies are drawn from often)."""
+    return st.lists(st.sampled_from(names), unique=True, max_size=most)
+
+
+@functools.cache
+def _one(values: tuple[str, ...]) -> st.SearchStrategy[str]:
+    return st.sampled_from(values)
 
 
 @st.composite
@@ -84,10 +117,17 @@ def valid_configs(
     catalogue: Catalogue | None = None,
     drivers: Sequence[str] | None = None,
     max_devices: int = 4,
+    visible_only: bool = False,
 ) -> Config:
     """A config every one of ``versions`` accepts: devices that exist in the oldest,
-    guest-visible properties that exist in all of them, values they all take, and
-    a vCPU count (:func:`vcpu_counts`).
+    properties that exist in all of them, values they all take, and a vCPU count
+    (:func:`vcpu_counts`).
+
+    Every property a user can set may be drawn, weighted toward guest-visible ones
+    (up to three of those and one other per device): a property that does
+    not change config space still has to be accepted by a newer release, and some
+    do change it without being flagged (a builder reads them). ``visible_only``
+    draws guest-visible ones alone.
 
     Shrinks towards one device with only its required properties, automatic address,
     no vCPU count given.
@@ -100,7 +140,7 @@ def valid_configs(
     devices: list[DeviceSpec] = []
     for i in range(n):
         driver = draw(st.sampled_from(choices))
-        pairs, pinned = _device_choices(draw, cat, driver, versions)
+        pairs, pinned = _device_choices(draw, cat, driver, versions, visible_only)
         addr = PciAddress(slots[i]) if pinned else None
         devices.append(_device(cat, driver, f"dev{i}", addr, pairs, versions, i))
     # Drawn last, so that the devices drawn from a seed are what they were before.
@@ -119,19 +159,32 @@ def _drivers_in_all(
 
 
 def _device_choices(
-    draw: st.DrawFn, cat: Catalogue, driver: str, versions: Sequence[Version]
+    draw: st.DrawFn,
+    cat: Catalogue,
+    driver: str,
+    versions: Sequence[Version],
+    visible_only: bool = False,
 ) -> tuple[list[tuple[str, str]], bool]:
     """What is drawn for one device of ``driver``: up to three guest-visible
-    properties with values every version takes (beside its required ones), and
-    whether it has an explicit address. Shrinks towards no property, no address."""
-    visible = _common_visible(cat, driver, tuple(versions))
-    chosen = draw(st.lists(st.sampled_from(visible), unique=True, max_size=3)) if visible else []
+    properties and one other settable one (none with ``visible_only``), with values
+    every version takes (beside its required ones), and whether it has an explicit
+    address. Shrinks towards no property, no address."""
+    visible, others = _common_settable(cat, driver, tuple(versions))
+    chosen = draw(_some(visible, 3)) if visible else []
+    extra = draw(_some(others, 1)) if others and not visible_only else []
     taken = {name for name, _ in _example_props(cat, driver)}
     pairs = []
     for name in chosen:
         values = accepted_values(cat, driver, name, tuple(versions))
         if name not in taken and values:
             pairs.append((name, draw(st.sampled_from(values))))
+    # The others' values are checked one at a time: there are many of them, and a
+    # value some version refuses only leaves its property out.
+    props = cat.properties(driver, min(versions))
+    for name in extra:
+        value = draw(_one(tuple(property_values(props[name], SUITE_SPREAD, edges=False))))
+        if name not in taken and all(takes(cat, driver, name, value, v) for v in versions):
+            pairs.append((name, value))
     return pairs, draw(st.booleans())
 
 

@@ -157,10 +157,11 @@ def test_the_results_table_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyP
     aside). Recorded when the run engine replaced the three runners, and compared then
     with the old runner's table on the same selection: every row the same but
     upgrade-chain's middle versions, which are now drawn per pair from the seed.
-    Re-recorded when configs got a vCPU count (one more draw per config) and when
-    hint-matching was registered, with the same command: rows changed only between
-    pass and known (which of a run's five examples met a known finding) or in their
-    example counts; nothing failed."""
+    Re-recorded, with the same command, when configs got a vCPU count (one more draw
+    per config), when hint-matching was registered and when configs began to draw
+    every settable property: rows changed only between pass and known (which of a
+    run's five examples met a known finding) or in their example counts; nothing
+    failed."""
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     monkeypatch.setenv("COMPATLAB_FAILURES_DIR", str(tmp_path / "failures"))
     args = ["check", "--profile", "dev", "--seed", "1", "--versions", "5.2,9.0,9.1,10.0",

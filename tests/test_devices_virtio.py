@@ -153,8 +153,16 @@ def test_class_code(device: str, expected: int) -> None:
         pytest.param("virtio-scsi-pci,num_queues=1023", id="scsi-too-many-queues"),
         pytest.param("virtio-serial-pci,max_ports=512", id="serial-too-many-ports"),
         pytest.param("virtio-balloon-pci,vectors=2", id="balloon-vectors-before-10.0"),
+        # Geometry given in part (QEMU 7.2 and 10.0 refuse these on pc-i440fx-7.2).
+        pytest.param("virtio-blk-pci,drive=d,cyls=1", id="blk-cyls-without-heads"),
+        pytest.param("virtio-blk-pci,drive=d,heads=2", id="blk-heads-without-cyls"),
+        pytest.param("virtio-blk-pci,drive=d,cyls=65536,heads=1,secs=1", id="blk-cyls-too-many"),
     ],
 )
 def test_qemu_7_2_refuses(device: str) -> None:
     with pytest.raises(ConfigError):
         _space(device, version="7.2")
+
+
+def test_a_whole_geometry_is_accepted() -> None:
+    _space("virtio-blk-pci,drive=d,cyls=2,heads=255,secs=255", version="7.2")

@@ -127,3 +127,13 @@ def test_option_roms_through_fw_cfg_need_distinct_names() -> None:
 def test_only_one_balloon() -> None:
     with pytest.raises(ConfigError, match="at most 1"):
         realize(_config("virtio-balloon-pci", "virtio-balloon-pci"), "10.0")
+
+
+def test_a_boot_index_is_taken_once() -> None:
+    # Found by model-matches-qemu once configs drew every settable property: QEMU 5.2
+    # says "-device e1000,id=dev2,bootindex=0: The bootindex 0 has already been used".
+    with pytest.raises(ConfigError, match="The bootindex 0 has already been used"):
+        realize(_config("e1000,bootindex=0", "rtl8139,bootindex=0"), "5.2")
+    realize(_config("e1000,bootindex=0", "rtl8139,bootindex=1"), "5.2")
+    # -1, the default, is no place in the boot order
+    realize(_config("e1000,bootindex=-1", "rtl8139,bootindex=-1", "e1000"), "10.0")

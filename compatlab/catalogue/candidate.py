@@ -193,9 +193,12 @@ class CandidateProblem:
 
     kind: str
     message: str
+    #: What the problem is about, as data for the verdict JSON (the entry, the
+    #: machine types, the property, the device types), in order.
+    details: tuple[tuple[str, Any], ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "message": self.message}
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, **dict(self.details)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,8 +440,9 @@ def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) ->
     new_types: dict[str, Any] = {}
     for name, spec in candidate.types.items():
         if name in types:
+            introduced = _introduced(types, name, spec)
             types[name] = _merge_type(types, name, spec, n, src)
-            _drop_shadowing_history(types, name, spec)
+            _drop_shadowing_history(types, name, introduced)
         else:
             new_types[name] = {"since": str(n), **spec}
     if new_types:
@@ -493,18 +497,31 @@ def apply_candidate(candidate: Candidate, catalogue: Catalogue | None = None) ->
     return CandidateCatalogue(candidate, base, cat, tuple(problems))
 
 
-def _drop_shadowing_history(
-    types: dict[str, DeviceType], name: str, spec: Mapping[str, Any]
-) -> None:
-    """A property the candidate declares on ``name`` replaces the fixed behaviour
+def _introduced(types: Mapping[str, DeviceType], name: str, spec: Mapping[str, Any]) -> set[str]:
+    """The properties ``spec`` declares on ``name`` that ``name`` does not have yet as
+    properties (new ones, or behaviour that becomes a property): before the merge."""
+    inherited = _inherited(types, name)
+    return {
+        p
+        for p in dict(spec.get("properties", {}))
+        if p not in inherited or all(v.internal for v in inherited[p])
+    }
+
+
+def _drop_shadowing_history(types: dict[str, DeviceType], name: str, introduced: set[str]) -> None:
+    """A property the candidate introduces on ``name`` replaces the fixed behaviour
     :func:`as_of` left on its subtypes (their history as internal variants): from the
-    candidate on, the subtypes inherit the property like any other."""
-    declared = set(dict(spec.get("properties", {})))
+    candidate on, the subtypes inherit the property like any other.
+
+    Only an introduced property does: a subtype that fixes the behaviour of a
+    property its ancestor already has (virtio-net-pci-transitional's own
+    disable-legacy, set by its instance_init, while virtio-pci has the property)
+    keeps doing so when the candidate changes that property, as QEMU's type does."""
     for sub, t in list(types.items()):
         if sub == name or not _descends(types, sub, name):
             continue
         shadowing = {
-            p for p in declared & set(t.properties) if all(v.internal for v in t.properties[p])
+            p for p in introduced & set(t.properties) if all(v.internal for v in t.properties[p])
         }
         if shadowing:
             types[sub] = dataclasses.replace(

@@ -725,7 +725,7 @@ def _candidate_gate(args: argparse.Namespace) -> int:
     from compatlab import profiles
     from compatlab.catalogue import builtin_catalogue, using_catalogue
     from compatlab.catalogue.candidate import apply_candidate, load_candidate, release_candidate
-    from compatlab.gate import candidate_gate
+    from compatlab.gate import candidate_gate, gate_problems
     from compatlab.versions import version_range
 
     if args.release is not None:
@@ -762,15 +762,16 @@ def _candidate_gate(args: argparse.Namespace) -> int:
     profile = profiles.choose(args.profile or "gate")
     chosen = drivers if drivers is not None else cc.touched()
     olds = baselines or [v for v in cat.versions if v < n]
+    problems = gate_problems(cc, baselines=olds, drivers=chosen)
     print(
         f"gate: candidate {n} on base {cc.base.versions[-1]} ({source}); "
-        f"{len(cc.problems)} data problem(s); upgrades from {olds[0]}..{olds[-1]} "
+        f"{len(problems)} data problem(s); upgrades from {olds[0]}..{olds[-1]} "
         f"({len(olds)} versions) on {', '.join(chosen) or 'no device type'}; profile {profile}",
         file=sys.stderr,
     )
-    if cc.problems:
+    if problems:
         # A data problem fails the gate whatever the runs find.
-        first = cc.problems[0]
+        first = problems[0]
         print(
             f"gate: FAIL (data problem; the report follows): ({first.kind}) {first.message}",
             file=sys.stderr,

@@ -32,8 +32,10 @@ from compatlab.gate.candidate import (
     CandidateVerdict,
     GateFailure,
     GateTaskError,
+    broken_entries,
     candidate_gate,
     candidate_ref,
+    gate_problems,
     gate_tasks,
 )
 from compatlab.gate.explain import Explanation, explain
@@ -50,6 +52,8 @@ __all__ = [
     "explain",
     "Explanation",
     "gate_tasks",
+    "gate_problems",
+    "broken_entries",
     "candidate_ref",
     "compare_records",
     "binary_tasks",

@@ -43,12 +43,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from compatlab.catalogue.candidate import CandidateCatalogue, candidate_document
+from compatlab.catalogue.candidate import (
+    CandidateCatalogue,
+    CandidateProblem,
+    candidate_document,
+)
+from compatlab.catalogue.model import Catalogue, CompatEntry
 from compatlab.engine.execute import execute
 from compatlab.engine.outcome import Outcome, Status
 from compatlab.engine.run import candidate_of
 from compatlab.engine.tasks import CatalogueRef, Context, Request, Shared, Task, plan
-from compatlab.errors import DefectError
+from compatlab.errors import DefectError, PropertyParseError
 from compatlab.gate.explain import Explanation, explain
 from compatlab.invariants.registry import Failure
 from compatlab.versions import Version
@@ -141,7 +146,7 @@ class CandidateVerdict:
     baselines: tuple[str, ...]
     drivers: tuple[str, ...]
     profile: str
-    problems: tuple[dict[str, str], ...]
+    problems: tuple[dict[str, Any], ...]
     failures: tuple[GateFailure, ...]
     runs: int
     examples: int
@@ -170,6 +175,115 @@ class CandidateVerdict:
             "seconds": self.seconds,
             "complete": self.complete,
         }
+
+
+def gate_problems(
+    cc: CandidateCatalogue,
+    *,
+    baselines: Sequence[Version] | None = None,
+    drivers: Sequence[str] | None = None,
+) -> tuple[CandidateProblem, ...]:
+    """What fails the gate before anything runs: the candidate's data problems
+    (:attr:`CandidateCatalogue.problems`), then :func:`broken_entries`."""
+    return (*cc.problems, *broken_entries(cc, baselines=baselines, drivers=drivers))
+
+
+def broken_entries(
+    cc: CandidateCatalogue,
+    *,
+    baselines: Sequence[Version] | None = None,
+    drivers: Sequence[str] | None = None,
+) -> tuple[CandidateProblem, ...]:
+    """The gate's static step: the compat entries the candidate breaks.
+
+    On the candidate, QEMU applies every entry filed for an older machine type to
+    each device it creates on that machine type, and aborts when the entry names a
+    property the device does not have or a value its type does not parse (QEMU
+    qom/object.c, object_apply_global_props with &error_abort for compat
+    properties). So every entry that reaches a device type (of ``drivers``, by
+    default the ones the candidate touches) must still name one of its properties
+    with a value that parses on the candidate, for the machine types of
+    ``baselines`` (default: every older version) the candidate still offers.
+    An entry already broken for that type at the base's newest release is the
+    released history's, not the candidate's, and is left alone (as the runs excuse
+    an inherited violation). One problem per entry, naming the entry, the machine
+    types it breaks, the property and the device types."""
+    cat, base, n = cc.catalogue, cc.base, cc.version
+    b = base.versions[-1]
+    oldest = cc.candidate.oldest_machine
+    olds = sorted(
+        v for v in (baselines or cat.versions) if v < n and (oldest is None or v >= oldest)
+    )
+    chosen = tuple(drivers) if drivers is not None else cc.touched()
+    out: list[CandidateProblem] = []
+    for entry in cat.compat:
+        guests = [v for v in olds if v <= entry.version]
+        if entry.version >= n or not guests:
+            continue  # an entry filed under the candidate is entry-too-new's
+        broken: dict[tuple[str, str], list[str]] = {}
+        for driver in chosen:
+            if not cat.is_a(driver, entry.driver) or driver not in base.types:
+                continue
+            if not (base.types[driver].exists_in(b) and cat.types[driver].exists_in(n)):
+                continue
+            if _refusal(base, driver, entry, b) is None:
+                refusal = _refusal(cat, driver, entry, n)
+                if refusal is not None:
+                    broken.setdefault(refusal, []).append(driver)
+        for (kind, why), types in broken.items():
+            out.append(_broken_entry(entry, kind, why, types, guests, n))
+    return tuple(out)
+
+
+def _refusal(
+    cat: Catalogue, driver: str, entry: CompatEntry, version: Version
+) -> tuple[str, str] | None:
+    """Why ``version`` cannot apply ``entry`` to a ``driver``, as (problem kind,
+    parse error); None when it can."""
+    prop = cat.properties(driver, version).get(entry.prop)
+    if prop is None:
+        return ("entry-property-removed", "")
+    try:
+        prop.type.parse(entry.value)
+    except PropertyParseError as exc:
+        return ("entry-value-refused", str(exc))
+    return None
+
+
+def _broken_entry(
+    entry: CompatEntry,
+    kind: str,
+    why: str,
+    types: list[str],
+    guests: list[Version],
+    n: Version,
+) -> CandidateProblem:
+    label = f"compat entry {entry.array or entry.version} {entry.driver}.{entry.prop}={entry.value}"
+    span = f"{guests[0]} … {guests[-1]}" if len(guests) > 1 else str(guests[0])
+    named = types[0] if len(types) == 1 else f"{len(types)} device types ({', '.join(types)})"
+    if len(types) > 3:
+        named = f"{len(types)} device types ({types[0]} … {types[-1]})"
+    machines = f"machine types up to {entry.version} (guests of {span})"
+    if kind == "entry-value-refused":
+        message = (
+            f"{label}: {why} for {entry.prop} in {n} ({named}); QEMU {n} refuses to start "
+            f"such a device on {machines}"
+        )
+    else:
+        message = (
+            f"{label}: {named} no longer {'has' if len(types) == 1 else 'have'} {entry.prop} "
+            f"in {n}; QEMU {n} aborts creating such a device on {machines}, and refuses "
+            f"a config that sets it"
+        )
+    details = (
+        ("entry", entry.array or str(entry.version)),
+        ("machine_types", [str(guests[0]), str(guests[-1])]),
+        ("driver", entry.driver),
+        ("property", entry.prop),
+        ("value", entry.value),
+        ("drivers", list(types)),
+    )
+    return CandidateProblem(kind, message, details)
 
 
 def candidate_ref(cc: CandidateCatalogue) -> CatalogueRef:
@@ -259,7 +373,7 @@ def candidate_gate(
     n = cc.version
     olds = sorted(baselines or [v for v in cc.catalogue.versions if v < n])
     chosen = tuple(drivers) if drivers is not None else cc.touched()
-    problems = tuple(p.to_json() for p in cc.problems)
+    problems = tuple(p.to_json() for p in gate_problems(cc, baselines=olds, drivers=chosen))
     tasks = [] if (problems and fail_fast) else gate_tasks(
         ref, baselines=olds, profile=profile, drivers=chosen, invariants=invariants, seed=seed
     )  # fmt: skip
