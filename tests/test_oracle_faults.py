@@ -96,6 +96,39 @@ def test_a_working_binary_is_read_and_leaves_no_process(tmp_path: Path, mode: st
     assert survivors(tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    ("mode", "says", "wait"),
+    [f for f in FAULTS if f[0] in ("crash-start", "crash-mid", "flood", "hang-mid")],
+    ids=["crash-start", "crash-mid", "flood", "hang-mid"],
+)
+def test_without_pidfds_an_exit_is_awaited_by_a_thread_as_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, says: str, wait: float
+) -> None:
+    def no_pidfd(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    binary = probe_binary(fake(tmp_path, "7.2", mode))
+    started = time.perf_counter()
+    with pytest.raises(QemuFault, match=says):
+        run_batch(binary, Version(7, 2), [DEVICE], [Slot(3)], timeout=TIMEOUT, probe=True)
+    elapsed = time.perf_counter() - started
+    assert wait <= elapsed < wait + SLACK, f"{mode} took {elapsed:.1f}s to notice"
+    assert survivors(tmp_path) == []
+    ok = probe_binary(fake(tmp_path, "7.2", "ok"))
+    assert run_batch(ok, Version(7, 2), [DEVICE], [Slot(3)], timeout=TIMEOUT).spaces
+
+
+def test_the_output_limit_is_on_qemu_not_on_the_oracle(tmp_path: Path) -> None:
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+    binary = probe_binary(fake(tmp_path, "7.2", "flood"))
+    with pytest.raises(QemuFault, match="flooded its standard error"):
+        run_batch(binary, Version(7, 2), [DEVICE], [Slot(3)], timeout=TIMEOUT)
+    assert resource.getrlimit(resource.RLIMIT_FSIZE) == before
+
+
 def test_a_sweep_keeps_a_crash_as_a_fault_not_a_refusal(tmp_path: Path) -> None:
     binary = probe_binary(fake(tmp_path, "7.2", "crash-mid"))
     record = capture_one(binary, Version(7, 2), [DEVICE])

@@ -175,13 +175,46 @@ def test_a_start_holds_no_more_of_a_kind_than_a_machine_may() -> None:
     assert [len(b) for b in balloons] == [1, 1, 1], "one balloon of any variant per start"
     assert all(len(s) <= 30 for s in starts)
     assert sorted(i for s in starts for i, _ in s) == list(range(len(devices)))
-    # slots in order within a start, from 02; an unknown driver is QEMU's to judge
-    assert [t for _, t in starts[0][:3]] == [
-        "e1000,addr=02.0",
-        "virtio-balloon-pci,addr=03.0",
-        "no-such-device,addr=04.0",
+    # each device to the emptiest start that may take it; slots in order within a
+    # start, from 02; an unknown driver is QEMU's to judge
+    assert [t for _, t in starts[0][:2]] == ["e1000,addr=02.0", "virtio-balloon-pci,addr=03.0"]
+    assert [t for _, t in starts[1][:2]] == [
+        "virtio-balloon-pci,addr=02.0",
+        "no-such-device,addr=03.0",
     ]
-    assert starts[1][0][1] == "virtio-balloon-pci-transitional,addr=02.0"
+    assert starts[2][0][1] == "virtio-balloon-pci-transitional,addr=02.0"
+
+
+def test_starts_are_as_few_as_first_fit_makes_and_even() -> None:
+    from compatlab.catalogue import builtin_catalogue
+    from compatlab.oracles.capture import _pack
+
+    cat = builtin_catalogue()
+    for count, sizes in [(30, [30]), (31, [16, 15]), (61, [21, 20, 20]), (0, [])]:
+        assert [len(s) for s in _pack(["pvpanic-pci"] * count, cat)] == sizes
+    # twelve balloons make twelve starts, whatever else comes: the rest spread evenly
+    devices = ["e1000"] * 20 + [*BALLOONS, "virtio-balloon-pci-transitional"] * 3 + ["rtl8139"] * 84
+    sizes = [len(s) for s in _pack(devices, cat)]
+    assert len(sizes) == 12 and sum(sizes) == 116
+    assert max(sizes) - min(sizes) <= 1, sizes
+
+
+def test_even_filling_gives_way_to_first_fit_where_it_would_need_more_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import compatlab.oracles.capture as capture
+
+    # made-up kinds: a machine holds two of kind a and one of b, and a "b" counts as both
+    limits = {"x": [], "a": [("a", 2)], "b": [("a", 2), ("b", 1)], "d": [("d", 1)]}
+    monkeypatch.setattr(capture, "_instance_limits", lambda _cat, driver: limits[driver])
+    devices = ["x", "a", "b", "a", "x", "b", "d"]
+    # filled evenly, x b x | a a, the second b finds a b in one start and two a in
+    # the other, and would need a third start; first fit needs two
+    starts = capture._pack(devices, capture.active_catalogue())
+    assert [[t.split(",")[0] for _, t in s] for s in starts] == [
+        ["x", "a", "b", "x", "d"],
+        ["a", "b"],
+    ]
 
 
 class FakeQemu:

@@ -41,6 +41,7 @@ from compatlab.config import (
     FIRST_SLOT,
     LAST_SLOT,
     Config,
+    DeviceSpec,
     PciAddress,
     check_vcpus,
     parse_device_string,
@@ -283,8 +284,9 @@ def _slots_of(devices: Sequence[str]) -> list[Slot]:
     return slots
 
 
-def _with_addr(text: str, addr: PciAddress) -> str:
-    spec = parse_device_string(text)
+def _with_addr(text: str, addr: PciAddress, spec: DeviceSpec | None = None) -> str:
+    """``text`` with its ``addr`` set to ``addr`` (``spec``: ``text`` already parsed)."""
+    spec = spec or parse_device_string(text)
     parts = [p for p in text.split(",") if not p.startswith("addr=")]
     return ",".join([parts[0], f"addr={addr}", *parts[1:]]) if spec.addr != addr else text
 
@@ -370,11 +372,13 @@ def capture_singles(
     A start holds one config per slot (02, 03, …: each string's ``addr`` is rewritten
     to its slot, and the record shows the address used), and no more devices of a
     kind than the catalogue lets one machine hold (``max_instances``: QEMU refuses a
-    second balloon); configs go to the first start with room, in order. If QEMU
-    refuses a start and names one of its devices, that config gets a start of its
-    own (what QEMU does with it alone is its record: a refusal, or bytes if it only
-    clashed with another config) and the others start again without it; a start
-    refused for another reason, or one that crashes, is redone one config per start.
+    second balloon); there are as many starts as first fit needs, filled evenly
+    (each config goes to the emptiest start that may take it: :func:`_pack`). If
+    QEMU refuses a start and names one of its devices, that config gets a start of
+    its own (what QEMU does with it alone is its record: a refusal, or bytes if it
+    only clashed with another config) and the others start again without it; a
+    start refused for another reason, or one that crashes, is redone one config per
+    start.
     Records come back in the order of ``devices``.
     """
     records: dict[int, CaptureRecord] = {}
@@ -421,23 +425,49 @@ def _names(error: str | None, device: str) -> bool:
 
 
 def _pack(devices: Sequence[str], catalogue: Catalogue) -> list[list[tuple[int, str]]]:
-    """``devices`` (by index, with the ``addr`` of their slot) in starts, first fit:
-    a start has one slot per device and at most ``max_instances`` of a kind."""
+    """``devices`` (by index, with the ``addr`` of their slot) in starts: as many as
+    first fit needs (a start has one slot per device and at most ``max_instances``
+    of a kind), filled evenly, each device going to the emptiest start that may
+    take it. QEMU's cost per device grows with the devices in a start (each memory
+    transaction redraws every device's address space), so twelve starts of ten
+    devices cost less CPU time than three of thirty and nine of one. Where even
+    filling would need more starts than first fit (limits can make it so), first
+    fit stands."""
+    specs = [parse_device_string(text) for text in devices]
+    limits = [_instance_limits(catalogue, spec.driver) for spec in specs]
+    first_fit = _fill(limits, None)
+    even = _fill(limits, len(first_fit))
+    return [
+        [
+            (i, _with_addr(devices[i], PciAddress(FIRST_SLOT + slot, 0), specs[i]))
+            for slot, i in enumerate(start)
+        ]
+        for start in (even if len(even) <= len(first_fit) else first_fit)
+    ]
+
+
+def _fill(limits: Sequence[list[tuple[str, int]]], starts: int | None) -> list[list[int]]:
+    """The devices (by index, each with the kinds it counts towards and their
+    limits) in starts, in the order they come: each in the first start with room
+    (``starts`` None), or in the emptiest of ``starts`` starts with room (the first
+    of those on a tie); a device that none can take opens a new start."""
     per_start = LAST_SLOT - FIRST_SLOT + 1
-    starts: list[list[tuple[int, str]]] = []
-    held: list[Counter[str]] = []
-    for index, text in enumerate(devices):
-        limits = _instance_limits(catalogue, parse_device_string(text).driver)
-        for start, kinds in zip(starts, held, strict=True):
-            if len(start) < per_start and all(kinds[k] < n for k, n in limits):
-                break
-        else:
-            start, kinds = [], Counter()
-            starts.append(start)
-            held.append(kinds)
-        start.append((index, _with_addr(text, PciAddress(FIRST_SLOT + len(start), 0))))
-        kinds.update(k for k, _ in limits)
-    return starts
+    packed: list[list[int]] = [[] for _ in range(starts or 0)]
+    held: list[Counter[str]] = [Counter() for _ in packed]
+    for index, kinds_of in enumerate(limits):
+        room = [
+            n
+            for n, (start, kinds) in enumerate(zip(packed, held, strict=True))
+            if len(start) < per_start and all(kinds[k] < most for k, most in kinds_of)
+        ]
+        if not room:
+            packed.append([])
+            held.append(Counter())
+            room = [len(packed) - 1]
+        n = room[0] if starts is None else min(room, key=lambda n: len(packed[n]))
+        packed[n].append(index)
+        held[n].update(k for k, _ in kinds_of)
+    return packed
 
 
 def _instance_limits(catalogue: Catalogue, driver: str) -> list[tuple[str, int]]:

@@ -373,12 +373,44 @@ def _last_line(stderr: str) -> str:
     return lines[-1] if len(lines[-1]) <= 200 else lines[-1][:200] + "…"
 
 
-def _limit_output() -> None:
-    """In the child, before QEMU runs: a file (its standard error) cannot grow past
-    :data:`STDERR_FLOOD`; a QEMU that writes more dies by SIGXFSZ."""
+def _limit_output(pid: int) -> None:
+    """A file (QEMU's standard error) cannot grow past :data:`STDERR_FLOOD`: a QEMU
+    that writes more dies by SIGXFSZ. Set on the child just after it starts, not in
+    it before ``exec``: a ``preexec_fn`` would make every start a full ``fork`` of
+    this process instead of a ``vfork`` (some 3 ms of CPU time); a QEMU spends
+    milliseconds loading its libraries before it can write anything."""
     import resource
 
-    resource.setrlimit(resource.RLIMIT_FSIZE, (STDERR_FLOOD, STDERR_FLOOD))
+    with contextlib.suppress(ProcessLookupError):
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (STDERR_FLOOD, STDERR_FLOOD))
+
+
+def _exit_of(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future of ``proc``'s exit status (negative: the signal that killed it),
+    set by the event loop when the process's pidfd becomes readable; no waiter
+    thread per start, as asyncio's own child watcher makes (a thread only where
+    pidfds are not to be had)."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return asyncio.ensure_future(asyncio.to_thread(proc.wait))
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def reap() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not exited.done():
+            exited.set_result(proc.wait())
+
+    def forget(_: asyncio.Future[int]) -> None:
+        # Cancelled (the loop is ending): stop watching; the reader may be gone already.
+        if loop.remove_reader(pidfd):
+            os.close(pidfd)
+
+    loop.add_reader(pidfd, reap)
+    exited.add_done_callback(forget)
+    return exited
 
 
 def _tail(path: str) -> str:
@@ -402,7 +434,7 @@ class _Started:
 
     binary: QemuBinary
     qmp: Any
-    proc: asyncio.subprocess.Process
+    proc: subprocess.Popen[bytes]
     exited: asyncio.Future[int]
     errors_path: str
 
@@ -415,16 +447,16 @@ class _Started:
         # open would hide QEMU's exit, and a full one would stall it.
         errors_path = os.path.join(tmp, "stderr")
         with open(errors_path, "wb") as errors_file:
-            proc = await asyncio.create_subprocess_exec(
-                *binary.command(args),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
+            proc = subprocess.Popen(
+                binary.command(args),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 stderr=errors_file,
                 env=dict(env),
                 start_new_session=True,
-                preexec_fn=_limit_output,
             )
-        return cls(binary, qmp, proc, asyncio.ensure_future(proc.wait()), errors_path)
+        _limit_output(proc.pid)
+        return cls(binary, qmp, proc, _exit_of(proc), errors_path)
 
     def flooded(self) -> bool:
         return (
