@@ -277,14 +277,15 @@ def resolve_leaks_properties(
     config: Config, version: Version | str, *, hints: Hints | None = None, **kw: Any
 ) -> ResolvedConfig:
     """Explicit properties of a device carry over to later devices of the same driver
-    (one dict of options per driver, shared by its instances). The ROM options do not
-    leak, so that the leak shows as changed bytes, not as a refused duplicate ROM."""
+    (one dict of options per driver, shared by its instances). The ROM options and the
+    boot index do not leak, so that the leak shows as changed bytes, not as a refused
+    duplicate ROM or boot index."""
     shared: dict[str, dict[str, Any]] = {}
     leaky = []
     for spec in config.devices:
         options = shared.setdefault(spec.driver, {})
         merged = {**options, **spec.props}
-        options.update((k, v) for k, v in spec.properties if k not in ("rombar", "romfile"))
+        options.update((k, v) for k, v in spec.properties if k not in ("rombar", "romfile", "bootindex"))
         leaky.append(DeviceSpec(spec.driver, spec.id, spec.addr, tuple(merged.items())))
     return resolve(Config(tuple(leaky), config.vcpus), version, hints=hints, **kw)
 
