@@ -12,6 +12,7 @@ the persistent memory region.
 from __future__ import annotations
 
 from compatlab.catalogue.builders import BuildContext, builder
+from compatlab.catalogue.devices.block import BLOCK_SIZE_MIN, check_blocksizes
 from compatlab.pci import pcie, regs
 from compatlab.pci.capabilities import add_msix, add_msix_exclusive_bar, pow2ceil
 from compatlab.pci.config_space import ConfigSpace
@@ -37,7 +38,6 @@ MAX_IOQPAIRS = 0xFFFF
 MSIX_QSIZE_MAX = 2048
 SMART_WARNINGS = 0x1F  # spare, temperature, reliability, read-only, volatile backup
 MIB = 1 << 20
-BLOCK_SIZE_MIN = 512
 BLOCK_SIZE_MAX = 2 * MIB
 # The oracle backs every memory-backend link with a 1 MiB memory-backend-ram; the
 # model has no backend sizes, so a PMR BAR is that size.
@@ -112,27 +112,8 @@ def _check_params(ctx: BuildContext) -> int:
         # QEMU asserts in pci_register_bar (the process aborts).
         ctx.refuse(f"cmb_size_mb={cmb} is not a power of two (pci_register_bar assertion)")
     if ctx["drive"]:
-        _check_namespace_blocksizes(ctx)
+        check_blocksizes(ctx)  # the namespace on the drive
     return max_ioqpairs
-
-
-def _check_namespace_blocksizes(ctx: BuildContext) -> None:
-    """blkconf_blocksizes for the namespace on ``drive`` (QEMU hw/block/block.c).
-
-    Unset sizes come from the backend; the oracle's null-co backend reports none,
-    so both default to 512 bytes.
-    """
-    logical = ctx.int("logical_block_size") or BLOCK_SIZE_MIN
-    physical = ctx.int("physical_block_size") or BLOCK_SIZE_MIN
-    if logical > physical:
-        ctx.refuse("logical_block_size > physical_block_size not supported")
-    if ctx.int("min_io_size") % logical:
-        ctx.refuse("min_io_size must be a multiple of logical_block_size")
-    if ctx.int("opt_io_size") % logical:
-        ctx.refuse("opt_io_size must be a multiple of logical_block_size")
-    granularity = ctx.int("discard_granularity")
-    if granularity != 0xFFFFFFFF and granularity % logical:
-        ctx.refuse("discard_granularity must be a multiple of logical_block_size")
 
 
 def _check_sriov(ctx: BuildContext, max_ioqpairs: int) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from compatlab.catalogue.builders import BuildContext, builder
+from compatlab.catalogue.devices.block import check_blocksizes
 from compatlab.pci import regs
 from compatlab.pci.capabilities import (
     add_msix_exclusive_bar,
@@ -311,24 +312,6 @@ def _blk_config_len(ctx: BuildContext) -> int:
 _BLK_GEOMETRY = (("cyls", 65535), ("heads", 255), ("secs", 255))
 
 
-def _blk_blocksizes(ctx: BuildContext) -> None:
-    """hw/block/block.c: blkconf_blocksizes, with the null drive's 512-byte blocks
-    standing in for an unset (0) block size."""
-    logical = ctx.int("logical_block_size") or 512
-    physical = ctx.int("physical_block_size") or 512
-    if logical > physical:
-        ctx.refuse("logical_block_size > physical_block_size not supported")
-    if ctx.int("min_io_size") % logical:
-        ctx.refuse("min_io_size must be a multiple of logical_block_size")
-    if ctx.int("min_io_size") // logical > 0xFFFF:
-        ctx.refuse("min_io_size must not exceed 65535 logical blocks")
-    if ctx.int("opt_io_size") % logical:
-        ctx.refuse("opt_io_size must be a multiple of logical_block_size")
-    granularity = ctx.int("discard_granularity")
-    if granularity != 0xFFFFFFFF and granularity % logical:
-        ctx.refuse("discard_granularity must be a multiple of logical_block_size")
-
-
 def _blk_checks(ctx: BuildContext) -> None:
     """hw/block/virtio-blk.c: virtio_blk_device_realize."""
     if not ctx.props.get("drive"):
@@ -347,7 +330,7 @@ def _blk_checks(ctx: BuildContext) -> None:
         if block and (block & (block - 1) or not 512 <= block <= 2 * 1024 * 1024):
             ctx.refuse(f"parameter {name} must be a power of 2 between 512 and 2097152")
     if ctx.flag("_blocksize_checks"):
-        _blk_blocksizes(ctx)
+        check_blocksizes(ctx)
     # hw/block/block.c: blkconf_geometry(conf, NULL, 65535, 255, 255): a geometry
     # given in part is checked whole (all zero: QEMU guesses it from the drive).
     geometry = [(name, ctx.int(name), most) for name, most in _BLK_GEOMETRY]
