@@ -137,3 +137,12 @@ def test_a_boot_index_is_taken_once() -> None:
     realize(_config("e1000,bootindex=0", "rtl8139,bootindex=1"), "5.2")
     # -1, the default, is no place in the boot order
     realize(_config("e1000,bootindex=-1", "rtl8139,bootindex=-1", "e1000"), "10.0")
+
+
+def test_a_read_only_property_is_refused_as_qemu_refuses_it() -> None:
+    # QEMU 10.0 and 11.1: "Property 'e1000.busnr' is not writable" (data: readonly)
+    with pytest.raises(ConfigError, match="Property 'e1000.busnr' is not writable"):
+        realize(_config("e1000,busnr=0"), "10.0")
+    # it still has a value, as every property QEMU lists does
+    dev = resolve(_config("e1000"), "10.0").devices[0]
+    assert "busnr" in dev.properties

@@ -58,6 +58,7 @@ _PROP_KEYS = {
     "doc",
     "sweep",
     "internal",
+    "readonly",
 }
 _RETYPE_KEYS = {"type", "choices", "min", "max"}
 _COMPAT_KEYS = {"machine_version", "array_name", "driver", "property", "value"}
@@ -266,6 +267,7 @@ _PROP_VALUE_KEYS: dict[str, tuple[type, ...]] = {
     "until": _TEXT,
     "guest_visible": (bool,),
     "internal": (bool,),
+    "readonly": (bool,),
     "doc": _TEXT,
 }
 _PROP_LIST_KEYS: dict[str, tuple[type, ...]] = {"choices": _TEXT, "sweep": (int, str)}
@@ -620,6 +622,7 @@ def _merge_property(
         sweep=tuple(str(v) for v in spec.get("sweep", current.sweep)),
         internal=bool(spec.get("internal", current.internal)),
         owner=owner,
+        readonly=bool(spec.get("readonly", current.readonly)),
     )
     return (*(dataclasses.replace(p, owner=owner) for p in variants[:-1]), changed)
 
@@ -713,7 +716,7 @@ def _variant_spec(prop: PropertyDef, *, since: bool = True) -> dict[str, Any]:
         spec["since"] = str(prop.since)
     if prop.until is not None:
         spec["until"] = str(prop.until)
-    for key in ("guest_visible", "internal"):
+    for key in ("guest_visible", "internal", "readonly"):
         if getattr(prop, key):
             spec[key] = True
     if prop.doc:

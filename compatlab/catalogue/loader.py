@@ -51,6 +51,7 @@ def _prop(owner: str, name: str, spec: dict[str, Any], type_since: str) -> Prope
         sweep=tuple(str(v) for v in spec.get("sweep", ())),
         internal=bool(spec.get("internal", False)),
         owner=owner,
+        readonly=bool(spec.get("readonly", False)),
     )
 
 

@@ -245,6 +245,10 @@ class Catalogue:
 
     def parse_value(self, driver: str, name: str, raw: Value, version: Version) -> Value:
         prop = self.property(driver, name, version)
+        if prop.readonly:
+            raise PropertyValueError(
+                driver, name, abbreviate(str(raw)), f"Property '{driver}.{name}' is not writable"
+            )
         try:
             return prop.type.parse(raw)
         except PropertyParseError as exc:

@@ -264,7 +264,8 @@ class PropertyDef:
     change config space. ``sweep`` lists values worth capturing from real QEMU.
     ``internal`` marks behaviour of an emulator release that QEMU changed without a
     compat property: it cannot be set or hinted, and a release always uses its own
-    value (builders see it; resolution does not).
+    value (builders see it; resolution does not). ``readonly`` marks one QEMU reports
+    but refuses to set.
     """
 
     name: str
@@ -277,3 +278,6 @@ class PropertyDef:
     sweep: tuple[str, ...] = ()
     internal: bool = False
     owner: str = field(default="", compare=False)
+    #: A property QEMU lists but no -device may set ("Property 'e1000.busnr' is not
+    #: writable"): it has a value, as every property does, but a config refuses it.
+    readonly: bool = False

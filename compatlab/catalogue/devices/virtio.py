@@ -477,7 +477,10 @@ def _rng_checks(ctx: BuildContext) -> None:
     """hw/virtio/virtio-rng.c: virtio_rng_device_realize."""
     if ctx.int("period") == 0:
         ctx.refuse("'period' parameter expects a positive integer")
-    if ctx.int("max-bytes") > 0x7FFFFFFFFFFFFFFF:
+    if ctx.flag("_max_bytes_positive"):
+        if not 0 < ctx.int("max-bytes") <= 0x7FFFFFFFFFFFFFFF:
+            ctx.refuse("'max-bytes' parameter must be positive, and less than 2^63")
+    elif ctx.int("max-bytes") > 0x7FFFFFFFFFFFFFFF:
         ctx.refuse("'max-bytes' parameter must be non-negative, and less than 2^63")
 
 
