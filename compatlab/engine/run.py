@@ -36,11 +36,12 @@ from compatlab.invariants.registry import (
     Violation,
     get,
 )
-from compatlab.versions import Version, active_versions
+from compatlab.versions import Version
 
 if TYPE_CHECKING:
     from compatlab.catalogue import Catalogue
     from compatlab.catalogue.candidate import CandidateCatalogue
+    from compatlab.oracles.qemu import QemuBinary
 
 
 _CANDIDATES: dict[CatalogueRef, CandidateCatalogue] = {}
@@ -141,18 +142,18 @@ def inherited(inv: Invariant, case: Case, released: Version) -> bool:
 
 
 @cache
-def _qemu_binaries() -> tuple[tuple[str, Version, tuple[Version, ...]], ...]:
-    """(release, version, machine types) of every QEMU binary found, once per process."""
+def _qemu_binaries() -> tuple[QemuBinary, ...]:
+    """Every QEMU binary found, once per process."""
     from compatlab.oracles.qemu import available_binaries
 
-    return tuple((b.release, b.version, tuple(b.machines)) for b in available_binaries())
+    return available_binaries()
 
 
 def _qemu_missing(task: Task, machine: Version) -> str | None:
     """Why a real-QEMU task cannot run here (no binary offering ``machine``, or
     not the ones it compares), or None."""
     binaries = _qemu_binaries()
-    have = ", ".join(release for release, _, _ in binaries) or "none"
+    have = ", ".join(b.release for b in binaries) or "none"
     hint = "run .ci/install-qemu or set COMPATLAB_QEMU"
     oracles = task.context.oracles
     if oracles is not None:
@@ -170,7 +171,7 @@ def _qemu_missing(task: Task, machine: Version) -> str | None:
         return f"{task.invariant} needs QEMU {' and '.join(lost)} (found: {have}); {hint}"
     if _answering(machine) is not None:
         return None
-    newer = [release for release, _, machines in binaries if machine in machines]
+    newer = [b.release for b in binaries if machine in b.machines]
     why = f" ({', '.join(newer)} offers it but is newer than the catalogue)" if newer else ""
     return (
         f"{task.invariant} needs a QEMU binary offering {machine.machine_type} "
@@ -179,18 +180,12 @@ def _qemu_missing(task: Task, machine: Version) -> str | None:
 
 
 def _answering(machine: Version) -> str | None:
-    """The release of the binary that answers for the model on ``machine``: the
-    oldest that offers it among the releases the catalogue covers (model-matches-qemu
-    picks it so); a newer one offering old machine types does not count."""
-    known = active_versions()
-    return next(
-        (
-            release
-            for release, version, machines in _qemu_binaries()
-            if machine in machines and version in known
-        ),
-        None,
-    )
+    """The release of the binary that answers for the model on ``machine``, as
+    model-matches-qemu picks it (:func:`~compatlab.oracles.qemu.answering_binary`)."""
+    from compatlab.oracles.qemu import answering_binary
+
+    binary = answering_binary(machine, _qemu_binaries())
+    return None if binary is None else binary.release
 
 
 def _recorded(

@@ -787,15 +787,10 @@ def _live_capture(case: Case) -> tuple[Any, str]:
     write probe included, and which binary that was."""
     from compatlab.errors import QemuNotFoundError
     from compatlab.oracles.capture import capture_config
-    from compatlab.oracles.qemu import available_binaries
+    from compatlab.oracles.qemu import answering_binary
 
     (machine,) = case.versions
-    # The release of machine type V itself, else the oldest later one (DESIGN.md §2);
-    # only releases the catalogue covers, which it can model.
-    known = active_versions()
-    binary = next(
-        (b for b in available_binaries() if machine in b.machines and b.version in known), None
-    )
+    binary = answering_binary(machine)
     if binary is None:
         raise QemuNotFoundError(
             f"no QEMU binary the catalogue covers offers {machine.machine_type}: "

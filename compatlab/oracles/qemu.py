@@ -215,6 +215,20 @@ def available_binaries() -> tuple[QemuBinary, ...]:
     return tuple(sorted(binaries, key=lambda b: b.version))
 
 
+def answering_binary(
+    machine: Version, binaries: Sequence[QemuBinary] | None = None
+) -> QemuBinary | None:
+    """The binary that answers for the model on machine type ``machine`` (DESIGN.md
+    §2): the release of ``machine`` itself, else the oldest later one, among the
+    releases the catalogue covers (a newer release offering old machine types
+    cannot be modelled); None if no binary found (or of ``binaries``) does."""
+    from compatlab.versions import active_versions
+
+    known = active_versions()
+    found = available_binaries() if binaries is None else binaries
+    return next((b for b in found if machine in b.machines and b.version in known), None)
+
+
 def binary_for(version: Version | str) -> QemuBinary:
     """The installed binary of release ``version`` (e.g. ``7.2``), or the binary at
     a path (anything with a ``/`` in it), which need not be one discovery finds."""
